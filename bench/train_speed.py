@@ -1,0 +1,86 @@
+"""Training and inference speed on this machine's CPU.
+
+    python bench/train_speed.py [--steps 10] [--micro 4] [--threads 2]
+
+Prints images/s and peak RSS of full G+D training steps at 128 px, batch 16 (as
+`python -m train` runs them, gradient penalty included at its configured interval), the
+FLOPs per image of G and D, and the generator's inference time per face at 128 and 256 px.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan_face import UNetGenerator  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.train import Trainer, build_discriminator, build_generator  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def gflops(model, *args) -> float:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*args)
+    return counter.get_total_flops() / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--micro", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default="generator", choices=("generator", "deblur"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = TrainConfig(model=args.model, out=out, limit=256, val_count=8, batch=16, micro=args.micro, steps=10**6, threads=args.threads)
+        trainer = Trainer(cfg)
+        g, d = build_generator(cfg).eval(), build_discriminator(cfg).eval()
+        x = torch.zeros(1, 3, 128, 128)
+        print(f"G: {sum(p.numel() for p in g.parameters()) / 1e6:.2f} M params, {gflops(g, x):.3f} GFLOPs/image at 128 px")
+        print(f"D: {sum(p.numel() for p in d.parameters()) / 1e6:.2f} M params, {gflops(d, x):.3f} GFLOPs/image at 128 px")
+        rss_before = peak_rss_mb()
+        times = []
+        for i in range(args.steps):
+            t = time.perf_counter()
+            trainer.train_step(*trainer.sample_batch())
+            times.append(time.perf_counter() - t)
+        # skip the first steps (allocator warm-up); the rest include gradient-penalty steps
+        steady = times[2:]
+        print(
+            f"train step, 128 px, batch 16 ({cfg.micro} x {cfg.accumulation}), {args.threads} threads: "
+            f"{16 / statistics.mean(steady):.1f} images/s (mean of {len(steady)} steps, {statistics.mean(steady):.2f} s/step; "
+            f"sampling and degradation included), peak RSS {peak_rss_mb():.0f} MB (after data load {rss_before:.0f} MB)"
+        )
+
+    if args.model == "generator":
+        g = UNetGenerator().eval()
+        for size in (128, 256):
+            x = torch.rand(1, 3, size, size) * 2 - 1
+            with torch.inference_mode():
+                for _ in range(3):
+                    g(x)
+                runs = []
+                for _ in range(20):
+                    t = time.perf_counter()
+                    g(x)
+                    runs.append(time.perf_counter() - t)
+            print(f"generator inference {size} px: {1000 * statistics.median(runs):.1f} ms/face (median of 20)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""Synthetic face degradations: blur, occlusion, lighting, noise, JPEG, downscaling.
+
+Training, the evaluation harness and the app's "simulate this damage" controls all call
+these functions, so what the model learns is what it is measured and demonstrated on.
+
+Conventions: images are (B,3,H,W) float tensors in [0,1]; masks are (B,1,H,W) with
+1 = occluded. Every random choice is drawn from the `generator` argument (a
+`torch.Generator`), so the same seed gives the same output. Sizes that the literature
+gives "at 128 px" scale with the image height.
+"""
+
+from __future__ import annotations
+
+import math
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+LIGHTING_CONDITIONS = ("frontal", "left side", "right side", "top", "low light")
+OCCLUDERS = ("rectangle", "ellipse", "strokes", "sunglasses", "hand")
+FILLS = ("noise", "flat", "texture")
+# FFHQ 5-point template, normalised to [0,1] (eyes, nose, mouth corners of a 512 px face).
+TEMPLATE_EYES = ((0.3769, 0.4686), (0.6229, 0.4691))
+
+
+def _uniform(generator: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=generator)
+
+
+def _check(img: torch.Tensor) -> None:
+    if img.ndim != 4 or img.shape[1] != 3 or not img.is_floating_point():
+        raise ValueError(f"expected a (B,3,H,W) float image in [0,1], got {tuple(img.shape)} {img.dtype}")
+
+
+# ----------------------------------------------------------------------------- blur
+
+
+def _odd(n: float) -> int:
+    n = max(3, int(round(n)))
+    return n if n % 2 else n + 1
+
+
+def _center_pad(kernels: list[torch.Tensor]) -> torch.Tensor:
+    size = max(k.shape[-1] for k in kernels)
+    out = []
+    for k in kernels:
+        p = (size - k.shape[-1]) // 2
+        out.append(F.pad(k, (p, p, p, p)))
+    return torch.stack(out)
+
+
+def linear_motion_kernels(lengths: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """(B,) lengths in px and angles in degrees -> (B,k,k) normalised line kernels."""
+    kernels = [
+        kornia.filters.get_motion_kernel2d(_odd(length), float(angle), 0.0, mode="bilinear")[0]
+        for length, angle in zip(lengths.tolist(), angles.tolist())
+    ]
+    return _center_pad(kernels)
+
+
+def shake_kernels(generator: torch.Generator, n: int, size: int, steps: int = 64) -> torch.Tensor:
+    """Random camera-shake trajectories (a random walk with inertia, as in DeblurGAN's
+    trajectory model), splatted bilinearly onto (n,size,size) normalised kernels."""
+    kernels = torch.zeros(n, size * size)
+    for b in range(n):
+        velocity = torch.randn(2, generator=generator)
+        pos = torch.zeros(steps, 2)
+        for t in range(1, steps):
+            velocity = 0.8 * velocity + 0.6 * torch.randn(2, generator=generator)
+            pos[t] = pos[t - 1] + velocity
+        pos = pos - pos.mean(0)
+        extent = pos.abs().max().clamp(min=1e-6)
+        pos = pos / extent * (size - 1) / 2 * float(_uniform(generator, 1, 0.3, 1.0)) + (size - 1) / 2
+        x0, y0 = pos[:, 0].floor().long(), pos[:, 1].floor().long()
+        fx, fy = pos[:, 0] - x0, pos[:, 1] - y0
+        for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            xs, ys = (x0 + dx).clamp(0, size - 1), (y0 + dy).clamp(0, size - 1)
+            kernels[b].index_add_(0, ys * size + xs, w)
+    kernels = kernels.view(n, size, size)
+    return kernels / kernels.sum((1, 2), keepdim=True)
+
+
+def motion_blur(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    length: tuple[float, float] = (3, 31),
+    shake_prob: float = 0.3,
+    return_kernels: bool = False,
+):
+    """Linear motion blur of random length (px at 128 px) and any angle; with
+    probability `shake_prob` a random camera-shake trajectory instead."""
+    _check(img)
+    b, _, h, _ = img.shape
+    scale = h / 128
+    lengths = _uniform(generator, b, *length) * scale
+    angles = _uniform(generator, b, 0, 180)
+    shake = torch.rand(b, generator=generator) < shake_prob
+    kernels = list(linear_motion_kernels(lengths, angles))
+    for i in torch.nonzero(shake).flatten().tolist():
+        kernels[i] = shake_kernels(generator, 1, _odd(float(lengths[i])))[0]
+    kernels = _center_pad(kernels).to(img)
+    out = kornia.filters.filter2d(img, kernels, border_type="reflect")
+    return (out, kernels) if return_kernels else out
+
+
+def gaussian_blur(img: torch.Tensor, generator: torch.Generator, sigma: tuple[float, float] = (0.1, 3.0)):
+    """Isotropic Gaussian blur, sigma in px at 128 px."""
+    _check(img)
+    b, _, h, _ = img.shape
+    s = _uniform(generator, b, *sigma) * h / 128
+    return _gaussian(img, s)
+
+
+def _gaussian(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    ksize = _odd(float(sigma.max()) * 6 + 1)
+    ksize = min(ksize, 2 * (min(img.shape[-2:]) // 2) - 1)
+    return kornia.filters.gaussian_blur2d(img, ksize, sigma[:, None].repeat(1, 2).to(img))
+
+
+def defocus_blur(img: torch.Tensor, generator: torch.Generator, radius: tuple[float, float] = (1.0, 6.0)):
+    """Out-of-focus blur: a uniform disk kernel, radius in px at 128 px."""
+    _check(img)
+    b, _, h, _ = img.shape
+    radii = _uniform(generator, b, *radius) * h / 128
+    kernels = []
+    for r in radii.tolist():
+        size = _odd(2 * r + 1)
+        yy, xx = torch.meshgrid(torch.arange(size) - size // 2, torch.arange(size) - size // 2, indexing="ij")
+        # soft edge: 1 inside the radius, linear fall-off over one pixel
+        disk = (r + 0.5 - (xx**2 + yy**2).float().sqrt()).clamp(0, 1)
+        kernels.append(disk / disk.sum())
+    return kornia.filters.filter2d(img, _center_pad(kernels).to(img), border_type="reflect")
+
+
+# ------------------------------------------------------------------------- occlusion
+
+
+def _grid(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
+    return xs, ys
+
+
+def _rotated(xs, ys, cx, cy, angle):
+    c, s = math.cos(angle), math.sin(angle)
+    dx, dy = xs - cx, ys - cy
+    return c * dx + s * dy, -s * dx + c * dy
+
+
+def _ellipse(xs, ys, cx, cy, rx, ry, angle=0.0):
+    u, v = _rotated(xs, ys, cx, cy, angle)
+    return (u / max(rx, 1e-6)) ** 2 + (v / max(ry, 1e-6)) ** 2 <= 1
+
+
+def _rectangle(xs, ys, cx, cy, hw, hh, angle=0.0):
+    u, v = _rotated(xs, ys, cx, cy, angle)
+    return (u.abs() <= hw) & (v.abs() <= hh)
+
+
+def _capsule(xs, ys, p0, p1, radius):
+    """Thick line segment (a brush stroke)."""
+    (x0, y0), (x1, y1) = p0, p1
+    dx, dy = x1 - x0, y1 - y0
+    t = (((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9)).clamp(0, 1)
+    return (xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2 <= radius**2
+
+
+def _shape_params(kind: str, generator: torch.Generator) -> dict:
+    """Random position/orientation of one occluder; its size is set later by a scale s."""
+    u = lambda lo, hi: float(_uniform(generator, 1, lo, hi))  # noqa: E731
+    if kind in ("rectangle", "ellipse"):
+        return dict(cx=u(0.2, 0.8), cy=u(0.2, 0.8), aspect=u(0.4, 2.5), angle=u(0, math.pi))
+    if kind == "strokes":
+        n = int(torch.randint(2, 6, (1,), generator=generator))
+        points = [(u(0.1, 0.9), u(0.1, 0.9))]
+        for _ in range(n):
+            a = u(0, 2 * math.pi)
+            x, y = points[-1]
+            points.append((min(max(x + 0.3 * math.cos(a), 0), 1), min(max(y + 0.3 * math.sin(a), 0), 1)))
+        return dict(points=points)
+    if kind == "sunglasses":
+        return dict(dy=u(-0.04, 0.04), tilt=u(-0.15, 0.15))
+    if kind == "hand":
+        return dict(cx=u(0.25, 0.75), cy=u(0.35, 0.9), angle=u(-1.2, 1.2))
+    raise ValueError(f"occluder must be one of {OCCLUDERS}, got {kind!r}")
+
+
+def _shape_mask(kind: str, p: dict, s: float, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Boolean (H,W) mask of one occluder at scale s (area grows monotonically with s)."""
+    if kind == "rectangle":
+        return _rectangle(xs, ys, p["cx"], p["cy"], s * p["aspect"] ** 0.5, s / p["aspect"] ** 0.5, p["angle"])
+    if kind == "ellipse":
+        return _ellipse(xs, ys, p["cx"], p["cy"], s * p["aspect"] ** 0.5, s / p["aspect"] ** 0.5, p["angle"])
+    if kind == "strokes":
+        m = torch.zeros_like(xs, dtype=torch.bool)
+        for a, b in zip(p["points"][:-1], p["points"][1:]):
+            m |= _capsule(xs, ys, a, b, 0.25 * s)
+        return m
+    if kind == "sunglasses":
+        (lx, ly), (rx, ry) = TEMPLATE_EYES
+        cy = (ly + ry) / 2 + p["dy"]
+        m = _ellipse(xs, ys, lx, cy - p["tilt"] * (rx - lx) / 2, 1.1 * s, 0.8 * s)
+        m |= _ellipse(xs, ys, rx, cy + p["tilt"] * (rx - lx) / 2, 1.1 * s, 0.8 * s)
+        return m | _rectangle(xs, ys, 0.5, cy, (rx - lx) / 2, 0.12 * s)  # the bridge
+    if kind == "hand":
+        # palm (ellipse) + four fingers and a thumb (capsules), rotated together
+        m = _ellipse(xs, ys, p["cx"], p["cy"], 0.9 * s, 1.0 * s, p["angle"])
+        c, si = math.cos(p["angle"]), math.sin(p["angle"])
+        for k, (fx, length) in enumerate(((-0.6, 1.5), (-0.2, 1.8), (0.2, 1.7), (0.6, 1.4), (1.0, 1.0))):
+            tilt = -0.9 if k == 4 else 0.0  # the thumb points sideways
+            bx, by = fx * s, -0.6 * s
+            tx, ty = bx + length * s * math.sin(-tilt) * (1 if k < 4 else -1), by - length * s * math.cos(tilt)
+            rot = lambda x, y: (p["cx"] + c * x - si * y, p["cy"] + si * x + c * y)  # noqa: E731
+            m |= _capsule(xs, ys, rot(bx, by), rot(tx, ty), 0.17 * s)
+        return m
+    raise ValueError(f"occluder must be one of {OCCLUDERS}, got {kind!r}")
+
+
+def occlusion_mask(
+    generator: torch.Generator, n: int, h: int, w: int, area: tuple[float, float] = (0.0, 0.4), kinds=OCCLUDERS
+) -> torch.Tensor:
+    """(n,1,h,w) masks, one random occluder each, covering a uniform random fraction of
+    the image in `area` (the occluder's scale is found by bisection on its area)."""
+    lo, hi = area
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"area must be 0 <= min <= max <= 1, got {area!r}")
+    xs, ys = _grid(h, w)
+    masks = torch.zeros(n, 1, h, w)
+    for i in range(n):
+        kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
+        target = float(_uniform(generator, 1, lo, hi))
+        if target * h * w < 1:
+            continue
+        p = _shape_params(kind, generator)
+        a, b = 0.0, 4.0
+        for _ in range(30):  # bisection: area(s) is monotone in s
+            s = (a + b) / 2
+            if _shape_mask(kind, p, s, xs, ys).float().mean() < target:
+                a = s
+            else:
+                b = s
+        m = _shape_mask(kind, p, b, xs, ys)
+        if m.float().mean() > hi:  # a jump in area at one pixel: take the smaller side
+            m = _shape_mask(kind, p, a, xs, ys)
+        masks[i, 0] = m.float()
+    return masks
+
+
+def occlude(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    area: tuple[float, float] = (0.0, 0.4),
+    kinds=OCCLUDERS,
+    fills=FILLS,
+    texture: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paint random occluders (rectangles, ellipses, brush strokes, sunglasses, hands)
+    filled with noise, a flat colour or a texture cut from another image.
+
+    texture: (B,3,H,W) source of the "texture" fill; by default the batch shifted by one
+    (another face), or the image upside down when the batch has one image.
+    Returns (occluded image, mask); pixels outside the mask are unchanged.
+    """
+    _check(img)
+    b, _, h, w = img.shape
+    mask = occlusion_mask(generator, b, h, w, area, kinds).to(img)
+    if texture is None:
+        texture = img.roll(1, 0) if b > 1 else img.flip(-2)
+    fill = torch.empty_like(img)
+    for i in range(b):
+        kind = fills[int(torch.randint(len(fills), (1,), generator=generator))]
+        if kind == "noise":
+            fill[i] = torch.rand(3, h, w, generator=generator)
+        elif kind == "flat":
+            fill[i] = torch.rand(3, 1, 1, generator=generator).expand(3, h, w)
+        elif kind == "texture":
+            fill[i] = texture[i].roll(
+                (int(torch.randint(h, (1,), generator=generator)), int(torch.randint(w, (1,), generator=generator))),
+                (-2, -1),
+            )
+        else:
+            raise ValueError(f"fill must be one of {FILLS}, got {kind!r}")
+    return torch.where(mask > 0, fill, img), mask
+
+
+# -------------------------------------------------------------------------- lighting
+
+
+def _luminance(img: torch.Tensor) -> torch.Tensor:
+    return (0.299 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2])[:, None]
+
+
+def relight(
+    img: torch.Tensor, shade: torch.Tensor, gain: float | torch.Tensor = 1.0, gamma=1.0, temperature=0.0
+) -> torch.Tensor:
+    """Multiply the image in linear light by a shading map (B or 1,1,H,W) and a gain,
+    apply a display gamma and a colour-temperature shift (>0 warmer, <0 cooler)."""
+    as_col = lambda v: torch.as_tensor(v, dtype=img.dtype).reshape(-1, 1, 1, 1)  # noqa: E731
+    linear = img.clamp(0, 1) ** 2.2
+    linear = linear * shade * as_col(gain)
+    t = as_col(temperature)
+    tint = torch.cat([1 + 0.25 * t, torch.ones_like(t), 1 - 0.25 * t], 1)
+    linear = linear * tint
+    out = linear.clamp(0, 1) ** (1 / 2.2)
+    return out.clamp(0, 1) ** as_col(gamma)
+
+
+def _directional_shade(h: int, w: int, direction: float, strength: float) -> torch.Tensor:
+    """Shading of a light from `direction` (radians, 0 = from the image's left, pi/2 =
+    from the top): lambertian-like ramp across the face, from 1+strength to 1-0.85*strength."""
+    xs, ys = _grid(h, w)
+    along = (0.5 - xs) * math.cos(direction) + (0.5 - ys) * math.sin(direction)  # +0.5 at the lit side
+    ramp = (along * 2).clamp(-1, 1)
+    return torch.where(ramp > 0, 1 + strength * ramp, 1 + 0.85 * strength * ramp)[None, None]
+
+
+def lighting(img: torch.Tensor, condition: str, strength: float = 1.0) -> torch.Tensor:
+    """One of the named LIGHTING_CONDITIONS, at `strength` in [0,1] (0 = unchanged):
+    - "frontal": on-camera flash: bright centre, darker edges, slight overexposure, cool;
+    - "left side" / "right side": light from that side of the image, the other half in shadow, warm;
+    - "top": overhead light, chin and lower face in shadow;
+    - "low light": underexposed and cool, crushed shadows.
+    """
+    _check(img)
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    _, _, h, w = img.shape
+    s = strength
+    if condition == "frontal":
+        xs, ys = _grid(h, w)
+        r2 = ((xs - 0.5) ** 2 + (ys - 0.45) ** 2) / 0.5
+        shade = (1 + 0.8 * s - 1.6 * s * r2).clamp(min=0.1)[None, None]
+        return relight(img, shade, gain=1 + 0.3 * s, temperature=-0.3 * s)
+    if condition in ("left side", "right side", "top"):
+        direction = {"left side": 0.0, "right side": math.pi, "top": math.pi / 2}[condition]
+        return relight(img, _directional_shade(h, w, direction, 0.9 * s), temperature=0.4 * s)
+    if condition == "low light":
+        return relight(img, torch.ones(1, 1, h, w), gain=1 - 0.85 * s, gamma=1 + 0.3 * s, temperature=-0.4 * s)
+    raise ValueError(f"condition must be one of {LIGHTING_CONDITIONS}, got {condition!r}")
+
+
+def random_lighting(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Continuous random lighting: any light direction and strength, gain, gamma and
+    colour temperature, drawn per image."""
+    _check(img)
+    b, _, h, w = img.shape
+    shades = torch.cat(
+        [
+            _directional_shade(h, w, float(d), float(s))
+            for d, s in zip(_uniform(generator, b, 0, 2 * math.pi), _uniform(generator, b, 0, 0.9))
+        ]
+    )
+    gain = torch.exp(_uniform(generator, b, math.log(0.2), math.log(1.5)))
+    gamma = _uniform(generator, b, 0.8, 1.3)
+    temperature = _uniform(generator, b, -0.5, 0.5)
+    return relight(img, shades.to(img), gain, gamma, temperature)
+
+
+# ------------------------------------------------------------- noise, JPEG, resolution
+
+
+def gaussian_noise(img: torch.Tensor, generator: torch.Generator, sigma: tuple[float, float] = (0, 20)):
+    """Additive Gaussian noise, std in grey levels of 255; colour or (30 %) grey noise."""
+    _check(img)
+    b, _, h, w = img.shape
+    std = _uniform(generator, b, *sigma).view(b, 1, 1, 1) / 255
+    grey = (torch.rand(b, generator=generator) < 0.3).view(b, 1, 1, 1)
+    noise = torch.randn(b, 3, h, w, generator=generator)
+    noise = torch.where(grey, noise[:, :1].expand(-1, 3, -1, -1), noise)
+    return (img + noise.to(img) * std.to(img)).clamp(0, 1)
+
+
+def jpeg(img: torch.Tensor, generator: torch.Generator, quality: tuple[float, float] = (30, 95)):
+    """JPEG compression at a random quality (kornia's differentiable codec)."""
+    _check(img)
+    q = _uniform(generator, img.shape[0], *quality).to(img)
+    return kornia.enhance.jpeg_codec_differentiable(img.clamp(0, 1), q).clamp(0, 1)
+
+
+def downscale(img: torch.Tensor, generator: torch.Generator, factor: tuple[float, float] = (1, 8)):
+    """Downscale by a random factor (area-antialiased bicubic) and back to the input size."""
+    _check(img)
+    b, _, h, w = img.shape
+    out = []
+    for i, f in enumerate(_uniform(generator, b, *factor).tolist()):
+        small = (max(1, round(h / f)), max(1, round(w / f)))
+        lo = F.interpolate(img[i : i + 1], size=small, mode="bicubic", antialias=True, align_corners=False)
+        out.append(F.interpolate(lo, size=(h, w), mode="bicubic", align_corners=False))
+    return torch.cat(out).clamp(0, 1)
+
+
+def mixed(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The GFPGAN degradation recipe: Gaussian blur (sigma 0.1-10), downsample
+    (x0.8-x8), noise (0-20), JPEG (60-100), back to the input size."""
+    _check(img)
+    sigma = _uniform(generator, img.shape[0], 0.1, 10) * img.shape[-2] / 512  # GFPGAN's sigmas are at 512 px
+    out = _gaussian(img, sigma.clamp(min=0.1))
+    b, _, h, w = img.shape
+    factors = _uniform(generator, b, 0.8, 8).tolist()
+    small = []
+    for i, f in enumerate(factors):
+        size = (max(1, round(h / f)), max(1, round(w / f)))
+        small.append(F.interpolate(out[i : i + 1], size=size, mode="bilinear", antialias=True, align_corners=False))
+    out = torch.cat([F.interpolate(s, size=(h, w), mode="bilinear", align_corners=False) for s in small])
+    out = gaussian_noise(out.clamp(0, 1), generator, (0, 20))
+    return jpeg(out, generator, (60, 100))
+
+
+# ----------------------------------------------------------------------- composition
+
+
+def random_degradation(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    p_lighting: float = 0.5,
+    p_occlusion: float = 0.5,
+    p_motion: float = 0.5,
+    p_mixed: float = 0.7,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training degradation: each image gets, independently and in this order, random
+    lighting, an occluder, motion blur and the GFPGAN mix. Returns (degraded, mask)."""
+    _check(img)
+    b = img.shape[0]
+    out, mask = img.clone(), img.new_zeros(b, 1, *img.shape[-2:])
+
+    def pick(p):
+        return torch.nonzero(torch.rand(b, generator=generator) < p).flatten()
+
+    if len(i := pick(p_lighting)):
+        out[i] = random_lighting(out[i], generator)
+    if len(i := pick(p_occlusion)):
+        out[i], mask[i] = occlude(out[i], generator, texture=img.roll(1, 0)[i])
+    if len(i := pick(p_motion)):
+        out[i] = motion_blur(out[i], generator)
+    if len(i := pick(p_mixed)):
+        out[i] = mixed(out[i], generator)
+    return out.clamp(0, 1), mask

@@ -1,0 +1,137 @@
+"""U-Net generator that reconstructs an aligned face from a degraded one.
+
+    face (3) + occlusion mask (1)
+        |  pixel-unshuffle x2  (space-to-depth: full-res detail for free, 4x fewer FLOPs)
+      stem ----------------------------------------------------------- head -> pixel-shuffle -> + input (global residual)
+        | level 0  (H/2, channels[0])  ----- skip ----->  merge(cat) -|
+        |  down                                                        ^ up
+        | level 1  (H/4, channels[1])  ----- skip ----->  merge(cat) -|
+        |  ...                                                          ...
+        | bottleneck (H/2^L, channels[-1])  ----------------------------|
+
+Every level of the encoder hands its features to the decoder level of the same
+size (the U-Net skip connections); the decoder merges them by concatenation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from gan_face.modelcard import GENERATOR_CARD
+
+NORMS = ("group", "instance", "none")
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    # Group/instance norm only: both are independent of the batch, so a micro-batch of 1
+    # gives the same gradients as any other split of the batch (gradient accumulation).
+    if norm == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+class ConvBlock(nn.Sequential):
+    """3x3 conv -> norm -> SiLU."""
+
+    def __init__(self, cin: int, cout: int, norm: str, stride: int = 1):
+        super().__init__(nn.Conv2d(cin, cout, 3, stride, 1), make_norm(norm, cout), nn.SiLU())
+
+
+class UNetGenerator(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="gan_face",
+    license="cc-by-nc-4.0",
+    pipeline_tag="image-to-image",
+    tags=["face-restoration", "gan", "unet"],
+    repo_url="https://github.com/gan-face/gan-face",
+    model_card_template=GENERATOR_CARD,
+):
+    """Face restoration U-Net with skip connections and an occlusion-mask input.
+
+    Args:
+        image_channels: colour channels of the face in and out (3 for RGB).
+        channels: width of each U-Net level, from the highest resolution down.
+        blocks: conv blocks per encoder level (the decoder merges with one block plus `blocks - 1`).
+        norm: "group", "instance" or "none"; never batch norm (see `make_norm`).
+        out_scale: 1 returns the face at input size, 2 at twice the size.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_channels: int = 3,
+        channels: tuple[int, ...] | list[int] = (16, 32, 64, 128, 256),
+        blocks: int = 2,
+        norm: str = "group",
+        out_scale: int = 1,
+    ):
+        super().__init__()
+        if out_scale not in (1, 2):
+            raise ValueError(f"out_scale must be 1 or 2, got {out_scale!r}")
+        if len(channels) < 2 or any(int(c) < 1 for c in channels):
+            raise ValueError(f"channels needs at least two positive widths, got {channels!r}")
+        if blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {blocks!r}")
+        make_norm(norm, 8)  # validates the name before any layer is built
+        channels = [int(c) for c in channels]
+        self.image_channels, self.out_scale = image_channels, out_scale
+        self.depth = len(channels)
+
+        # +1 input channel: the occlusion mask (1 = unknown pixel). x4 from the pixel-unshuffle.
+        self.stem = nn.Conv2d((image_channels + 1) * 4, channels[0], 3, 1, 1)
+        self.encoder = nn.ModuleList(
+            nn.Sequential(*[ConvBlock(c, c, norm) for _ in range(blocks)]) for c in channels
+        )
+        self.down = nn.ModuleList(ConvBlock(a, b, norm, stride=2) for a, b in zip(channels[:-1], channels[1:]))
+        self.merge = nn.ModuleList(
+            nn.Sequential(ConvBlock(a + b, a, norm), *[ConvBlock(a, a, norm) for _ in range(blocks - 1)])
+            for a, b in zip(channels[:-1], channels[1:])
+        )
+        shuffle = 2 * out_scale  # undo the unshuffle, and upscale once more for out_scale=2
+        self.head = nn.Conv2d(channels[0], image_channels * shuffle * shuffle, 3, 1, 1)
+        self.shuffle = nn.PixelShuffle(shuffle)
+        nn.init.zeros_(self.head.weight)  # start as the identity (global residual), a stable GAN start
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def multiple(self) -> int:
+        """Input height and width must be multiples of this."""
+        return 2**self.depth
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B,3,H,W) in [-1,1]; mask: (B,1,H,W), 1 = occluded, or None (nothing occluded).
+
+        Returns (B,3,H*out_scale,W*out_scale), roughly in [-1,1] (clamp before display).
+        """
+        b, _, h, w = x.shape
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"height and width must be multiples of {self.multiple}, got {h}x{w}")
+        if mask is None:
+            mask = x.new_zeros(b, 1, h, w)
+        # 1. space-to-depth and stem
+        feat = self.stem(F.pixel_unshuffle(torch.cat([x, mask], 1), 2))
+        # 2. encoder: keep each level's output for the skip connections
+        skips = []
+        for i, level in enumerate(self.encoder):
+            feat = level(feat)
+            if i < len(self.down):
+                skips.append(feat)
+                feat = self.down[i](feat)
+        # 3. decoder: upsample, concatenate the skip, merge
+        for i in reversed(range(len(self.merge))):
+            feat = F.interpolate(feat, scale_factor=2.0, mode="bilinear", align_corners=False)
+            feat = self.merge[i](torch.cat([feat, skips[i]], 1))
+        # 4. head + global residual
+        residual = self.shuffle(self.head(feat))
+        base = x if self.out_scale == 1 else F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return base + residual

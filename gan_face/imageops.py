@@ -1,0 +1,41 @@
+"""Conversions between uint8 RGB arrays and model tensors. Nowhere else converts.
+
+Two tensor conventions are used:
+- "unit" tensors in [0, 1], what degradations and metrics work on;
+- "signed" tensors in [-1, 1], what the networks take and return.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_unit(image: np.ndarray) -> torch.Tensor:
+    """(H,W,3) uint8 RGB -> (1,3,H,W) float in [0,1]."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {image.dtype} {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def batch_to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(B,H,W,3) uint8 -> (B,3,H,W) float in [0,1]."""
+    t = torch.as_tensor(images)
+    return t.permute(0, 3, 1, 2).float() / 255.0
+
+
+def from_unit(t: torch.Tensor) -> np.ndarray:
+    """(1,3,H,W) or (3,H,W) in [0,1] -> (H,W,3) uint8 RGB, rounded."""
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected a single image, got a batch of {t.shape[0]}")
+        t = t[0]
+    return (t.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def unit_to_signed(t: torch.Tensor) -> torch.Tensor:
+    return t * 2.0 - 1.0
+
+
+def signed_to_unit(t: torch.Tensor) -> torch.Tensor:
+    return (t + 1.0) * 0.5

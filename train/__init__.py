@@ -1,0 +1,1 @@
+"""GAN training for gan-face: `python -m train --help`."""

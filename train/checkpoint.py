@@ -1,0 +1,72 @@
+"""Training state on disk (`checkpoint.pt`, resumable) and the exported Hub folder (EMA G).
+
+A checkpoint holds everything a resumed run needs to continue exactly: G, D, the EMA of G,
+both optimisers and schedulers, the step, the config and every random generator's state.
+It is written to a temporary file and renamed, so a crash or kill during a save leaves the
+previous checkpoint intact. It is read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+# Fields that change the networks: a checkpoint only resumes into the same values.
+ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_out_scale", "d_channels", "d_max_channels", "d_layers", "d_norm")
+
+
+def save(state: dict, path: Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file, never half
+    except OSError as e:
+        raise OSError(f"could not write checkpoint {path} ({e.strerror or e}); is the disk full? The previous checkpoint is intact") from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - pickle/zip errors of many kinds
+        raise ValueError(f"{path} is not a readable gan-face checkpoint: {e}") from e
+    missing = {"step", "config", "g", "d", "ema", "opt_g", "opt_d", "rng"} - set(state)
+    if missing:
+        raise ValueError(f"{path} is not a gan-face checkpoint: missing {sorted(missing)}")
+    return state
+
+
+def check_compatible(saved: dict, current: dict, path: Path) -> None:
+    """Refuse to resume into a different architecture, naming what differs."""
+    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in ARCHITECTURE_FIELDS if saved.get(k) != current.get(k)]
+    if diff:
+        raise ValueError(f"checkpoint {path} was trained with a different architecture ({'; '.join(diff)})")
+
+
+def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "") -> str:
+    """The measured part of an exported model card: how these weights were made."""
+    command = "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("train", "__main__.py")) else "python -m train (called from Python)"
+    return f"""
+## Training
+
+- command: `{command}`
+- data: `{cfg['data']}` (aligned to the FFHQ 5-point template at {cfg['size']} px), {cfg.get('limit') or 'all'} images
+- steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
+- wall time: {wall_seconds / 3600:.2f} h
+- hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
+- losses: L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']} + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}
+- exported: the EMA of the generator (decay {cfg['ema_decay']})
+{extra}"""

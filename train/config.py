@@ -1,0 +1,107 @@
+"""Training configuration: one dataclass, every field a `--name value` flag."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MODELS = ("generator", "deblur")
+GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")
+D_NORMS = ("batch", "instance", "batch+instance", "none")
+
+
+@dataclass
+class TrainConfig:
+    # what and where
+    model: str = "generator"  # "generator" (U-Net, all degradations) or "deblur" (DeblurGAN-v2, motion blur)
+    data: str = str(SHARED / "data" / "faces" / "train")  # folder tree of face photos
+    out: str = "runs/generator"  # checkpoints, CSV log, sample grids, loss curves
+    cache_dir: str = ""  # aligned-face cache (default ~/.cache/gan_face/aligned)
+    limit: int = 0  # use only the first N images (0 = all)
+    val_count: int = 64  # images held out of training, for the logged validation PSNR
+    size: int = 128  # aligned face resolution
+    # batch = micro x accumulation steps
+    batch: int = 16
+    micro: int = 4
+    steps: int = 20000
+    # optimisers and schedule (diffusers.optimization.get_scheduler)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    lr_schedule: str = "constant_with_warmup"
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+    # losses
+    l1_weight: float = 1.0
+    mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
+    adv_weight: float = 0.02
+    fm_weight: float = 0.2  # discriminator feature matching
+    gp: str = "r1"  # "r1", "wgan-gp" or "none"
+    gp_weight: float = 1.0
+    gp_every: int = 4  # lazy regularisation (StyleGAN2): penalty every N steps, weighted x N
+    d_noise: float = 0.1  # std of the discriminator's noise injection at step 0...
+    d_noise_anneal: int = 5000  # ...annealed linearly to 0 over this many steps
+    # architectures
+    g_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    g_blocks: int = 2
+    g_out_scale: int = 1
+    d_channels: int = 32
+    d_max_channels: int = 128
+    d_layers: int = 3
+    d_norm: str = "batch+instance"
+    # bookkeeping
+    seed: int = 0
+    checkpoint_every: int = 200
+    sample_every: int = 200
+    log_every: int = 10
+    resume: str = ""  # "latest" (OUT/checkpoint.pt) or a checkpoint path
+    export: str = ""  # write the EMA generator here as a Hub folder at the end
+    push_to_hub: str = ""  # push the EMA generator to this Hub repo id at the end
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+
+    def validate(self) -> None:
+        def need(ok, msg):
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.model in MODELS, f"--model must be one of {MODELS}, got {self.model!r}")
+        need(self.batch > 0 and self.micro > 0, f"--batch and --micro must be positive, got {self.batch} and {self.micro}")
+        need(
+            self.batch % self.micro == 0,
+            f"--batch {self.batch} is not a multiple of --micro {self.micro}: batch must equal micro x accumulation steps",
+        )
+        need(self.gp in GRADIENT_PENALTIES, f"--gp must be one of {GRADIENT_PENALTIES}, got {self.gp!r}")
+        need(self.d_norm in D_NORMS, f"--d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
+        need(self.size % 32 == 0 and self.size >= 32, f"--size must be a multiple of 32, got {self.size}")
+        need(self.steps > 0, f"--steps must be positive, got {self.steps}")
+        need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")
+        need(0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1), got {self.ema_decay}")
+        need(self.g_out_scale in (1, 2), f"--g_out_scale must be 1 or 2, got {self.g_out_scale}")
+
+    @property
+    def accumulation(self) -> int:
+        return self.batch // self.micro
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train the gan-face GAN on a CPU (or GPUs via accelerate) with gradient accumulation.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, list):
+            parser.add_argument(f"--{f.name}", type=int, nargs="+", default=default)
+        else:
+            parser.add_argument(f"--{f.name}", type=type(default), default=default)
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    try:
+        cfg.validate()
+    except ValueError as e:
+        parser.error(str(e))
+    return cfg

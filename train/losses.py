@@ -1,0 +1,46 @@
+"""GAN losses: non-saturating adversarial loss, gradient penalties, feature matching."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")
+
+
+def d_adversarial(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating discriminator loss: softplus(-D(real)) + softplus(D(fake))."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def g_adversarial(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Non-saturating generator loss: softplus(-D(fake))."""
+    return F.softplus(-fake_logits).mean()
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean squared gradient norm of D at real images."""
+    real = real.detach().requires_grad_(True)
+    logits = discriminator(real)
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def wgan_gp_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (|grad D(x_hat)| - 1)^2 at random interpolates."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    logits = discriminator(x_hat)
+    (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def feature_matching(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """L1 between D's hidden features of fake and (detached) real images (pix2pixHD)."""
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake_features, real_features)) / len(fake_features)
+
+
+def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 inside the occlusion mask, normalised by the masked area (0 when nothing is masked)."""
+    return ((fake - real).abs() * mask).sum() / (mask.sum() * fake.shape[1]).clamp(min=1)

@@ -1,0 +1,352 @@
+"""The GAN training loop (HF accelerate: the CPU here, DDP on many GPUs unchanged).
+
+One step, with batch = micro x K:
+  1. sample `batch` clean aligned faces, degrade them (seeded) -> lq, mask, hq
+  2. G forward on each micro-batch (graphs kept for phase 4)
+  3. D phase: D(hq) vs D(G(lq).detach()), loss / K per micro-batch, + lazy gradient penalty; step D
+  4. G phase, D frozen: L1 + masked L1 + adversarial + feature matching, loss / K; step G
+  5. EMA of G, learning-rate schedules, D noise annealing
+  6. log (CSV + progress bar), samples + loss curve, atomic checkpoint
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from tqdm import tqdm
+
+from gan_face import degradations
+from gan_face.deblur import DeblurGenerator
+from gan_face.discriminator import PatchDiscriminator
+from gan_face.generator import UNetGenerator
+from gan_face.imageops import signed_to_unit, unit_to_signed
+from train import checkpoint, losses
+from train.config import TrainConfig
+from train.data import AlignedFaces
+
+log = logging.getLogger(__name__)
+CSV_FIELDS = ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake", "d_noise", "img_per_s", "val_psnr", "val_psnr_input")
+
+
+def build_generator(cfg: TrainConfig):
+    if cfg.model == "deblur":
+        return DeblurGenerator()
+    return UNetGenerator(channels=cfg.g_channels, blocks=cfg.g_blocks, out_scale=cfg.g_out_scale)
+
+
+def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:
+    return PatchDiscriminator(base_channels=cfg.d_channels, max_channels=cfg.d_max_channels, n_layers=cfg.d_layers, norm=cfg.d_norm)
+
+
+def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator):
+    """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on."""
+    if cfg.model == "deblur":
+        return degradations.motion_blur(hq, generator), None
+    lq, mask = degradations.random_degradation(hq, generator)
+    if cfg.g_out_scale == 2:  # the generator also upsamples: feed it a half-size input
+        lq = F.interpolate(lq, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+        mask = F.interpolate(mask, scale_factor=0.5, mode="nearest")
+    return lq, mask
+
+
+def restore(cfg: TrainConfig, g, lq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return g(lq) if cfg.model == "deblur" else g(lq, mask)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = F.mse_loss(a.clamp(0, 1), b.clamp(0, 1)).item()
+    return 10 * math.log10(1 / max(mse, 1e-10))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        cfg.validate()
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.accelerator = Accelerator()
+        torch.manual_seed(cfg.seed)
+
+        hq_size = cfg.size * (2 if cfg.model == "generator" and cfg.g_out_scale == 2 else 1)
+        self.data = AlignedFaces(cfg.data, hq_size, cfg.cache_dir or None, cfg.limit)
+        order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(cfg.seed))
+        n_val = min(cfg.val_count, len(self.data) // 4)
+        self.val_idx, self.train_idx = order[:n_val], order[n_val:]
+
+        self.g, self.d = build_generator(cfg), build_discriminator(cfg)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
+        self.sched_g = get_scheduler(cfg.lr_schedule, self.opt_g, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+        self.sched_d = get_scheduler(cfg.lr_schedule, self.opt_d, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+        self.ema = EMAModel(self.g.parameters(), decay=cfg.ema_decay)
+        self.g, self.d, self.opt_g, self.opt_d = self.accelerator.prepare(self.g, self.d, self.opt_g, self.opt_d)
+
+        # every random draw of the data pipeline comes from these, saved in checkpoints
+        self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.degrade_rng = torch.Generator().manual_seed(cfg.seed + 2)
+        self.step, self.wall = 0, 0.0
+        if cfg.resume:
+            self.load(self.out / "checkpoint.pt" if cfg.resume == "latest" else Path(cfg.resume))
+
+        # fixed validation batch: same faces, same damage, every time (and across resumes)
+        val_hq = self.data.batch(self.val_idx[:8])
+        val_lq, val_mask = degrade(cfg, val_hq, torch.Generator().manual_seed(1234))
+        self.val = (val_lq, val_mask, val_hq)
+
+    # ------------------------------------------------------------------ state
+    def unwrapped(self, model):
+        return self.accelerator.unwrap_model(model)
+
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "wall": self.wall,
+            "config": dataclasses.asdict(self.cfg),
+            "g": self.unwrapped(self.g).state_dict(),
+            "d": self.unwrapped(self.d).state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(), "degrade": self.degrade_rng.get_state()},
+        }
+
+    def load(self, path: Path) -> None:
+        state = checkpoint.load(path)
+        checkpoint.check_compatible(state["config"], dataclasses.asdict(self.cfg), path)
+        try:
+            self.unwrapped(self.g).load_state_dict(state["g"])
+            self.unwrapped(self.d).load_state_dict(state["d"])
+        except RuntimeError as e:
+            raise ValueError(f"checkpoint {path} does not fit these models: {e}") from e
+        self.ema.load_state_dict(state["ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.data_rng.set_state(state["rng"]["data"])
+        self.degrade_rng.set_state(state["rng"]["degrade"])
+        self.step, self.wall = state["step"], state.get("wall", 0.0)
+        self.truncate_log()
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def save(self) -> None:
+        checkpoint.save(self.state(), self.out / "checkpoint.pt")
+
+    # ------------------------------------------------------------------- step
+    def sample_batch(self):
+        cfg = self.cfg
+        pick = torch.randint(len(self.train_idx), (cfg.batch,), generator=self.data_rng)
+        flip = torch.rand(cfg.batch, generator=self.data_rng) < 0.5
+        hq = self.data.batch(self.train_idx[pick], flip)
+        lq, mask = degrade(cfg, hq, self.degrade_rng)
+        return lq, mask, hq
+
+    def train_step(self, lq: torch.Tensor, mask: torch.Tensor | None, hq: torch.Tensor) -> dict:
+        cfg, K = self.cfg, self.cfg.accumulation
+        d = self.unwrapped(self.d)
+        d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
+        lq, hq = unit_to_signed(lq), unit_to_signed(hq)
+        micro = lambda t, k: None if t is None else t[k * cfg.micro : (k + 1) * cfg.micro]  # noqa: E731
+        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake"), 0.0)
+        gp_step = cfg.gp != "none" and self.step % cfg.gp_every == 0
+
+        # 2. generator forward, kept for the G phase
+        self.g.train()
+        self.d.train()
+        fakes = [restore(cfg, self.g, micro(lq, k), micro(mask, k)) for k in range(K)]
+
+        # 3. D phase on detached fakes
+        self.d.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        for k in range(K):
+            real = micro(hq, k)
+            with self.no_sync(self.d, k):
+                real_logits, fake_logits = self.d(real), self.d(fakes[k].detach())
+                loss = losses.d_adversarial(real_logits, fake_logits)
+                if gp_step:
+                    if cfg.gp == "r1":
+                        gp = losses.r1_penalty(self.d, real)
+                    else:
+                        gp = losses.wgan_gp_penalty(self.d, real, fakes[k])
+                    loss = loss + cfg.gp_weight * cfg.gp_every * gp
+                    stats["gp"] += gp.item() / K
+                self.check_finite(loss, "discriminator")
+                self.accelerator.backward(loss / K)
+            stats["d_loss"] += loss.item() / K
+            stats["d_real"] += real_logits.mean().item() / K
+            stats["d_fake"] += fake_logits.mean().item() / K
+        self.opt_d.step()
+
+        # 4. G phase with D frozen
+        self.d.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        for k in range(K):
+            real, fake = micro(hq, k), fakes[k]
+            with self.no_sync(self.g, k):
+                l1 = F.l1_loss(fake, real)
+                m = micro(mask, k)
+                masked = losses.masked_l1(fake, real, m) if m is not None and cfg.g_out_scale == 1 else fake.new_zeros(())
+                fake_logits, fake_feats = self.d(fake, return_features=True)
+                with torch.no_grad():
+                    _, real_feats = self.d(real, return_features=True)
+                adv = losses.g_adversarial(fake_logits)
+                fm = losses.feature_matching(fake_feats, real_feats)
+                loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm
+                self.check_finite(loss, "generator")
+                self.accelerator.backward(loss / K)
+            for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm)):
+                stats[name] += value.item() / K
+        self.opt_g.step()
+        self.d.requires_grad_(True)
+
+        # 5. EMA, schedules
+        self.ema.step(self.unwrapped(self.g).parameters())
+        self.sched_g.step()
+        self.sched_d.step()
+        self.step += 1
+        stats["lr"] = self.sched_g.get_last_lr()[0]
+        stats["d_noise"] = d.noise_std
+        return stats
+
+    def no_sync(self, model, k: int):
+        # under DDP, all-reduce gradients only on the last micro-batch
+        return self.accelerator.no_sync(model) if k < self.cfg.accumulation - 1 else contextlib.nullcontext()
+
+    def check_finite(self, loss: torch.Tensor, which: str) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{which} loss is {loss.item()} at step {self.step + 1}; stopping. The last good checkpoint is "
+                f"{self.out / 'checkpoint.pt'} (lower the learning rates or check the data before resuming)"
+            )
+
+    # ----------------------------------------------------------- evaluation
+    def ema_generator(self):
+        g = build_generator(self.cfg)
+        g.load_state_dict(self.unwrapped(self.g).state_dict())  # buffers (batch-norm stats) from G
+        self.ema.copy_to(g.parameters())
+        return g.eval()
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float, torch.Tensor]:
+        lq, mask, hq = self.val
+        g = self.ema_generator()
+        restored = signed_to_unit(restore(self.cfg, g, unit_to_signed(lq), mask)).clamp(0, 1)
+        shown_lq = F.interpolate(lq, size=hq.shape[-2:], mode="bilinear", align_corners=False)
+        return psnr(restored, hq), psnr(shown_lq, hq), torch.cat([shown_lq, restored, hq])
+
+    def write_samples(self, grid: torch.Tensor) -> None:
+        from torchvision.utils import save_image
+
+        save_image(grid, self.out / f"samples_{self.step:07d}.png", nrow=len(grid) // 3, padding=2)
+
+    def write_loss_curve(self) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = self.read_log()
+        if not rows:
+            return
+        steps = [int(r["step"]) for r in rows]
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for name in ("d_loss", "adv", "fm"):
+            axes[0].plot(steps, [float(r[name]) for r in rows], label=name)
+        for name in ("l1", "masked_l1"):
+            axes[1].plot(steps, [float(r[name]) for r in rows], label=name)
+        val = [(int(r["step"]), float(r["val_psnr"]), float(r["val_psnr_input"])) for r in rows if r["val_psnr"]]
+        if val:
+            axes[2].plot([v[0] for v in val], [v[1] for v in val], label="restored (EMA G)")
+            axes[2].plot([v[0] for v in val], [v[2] for v in val], label="degraded input")
+        for ax, title in zip(axes, ("adversarial", "reconstruction", "validation PSNR (dB)")):
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.out / "loss_curve.png", dpi=80)
+        plt.close(fig)
+
+    # ------------------------------------------------------------------ log
+    @property
+    def log_path(self) -> Path:
+        return self.out / "log.csv"
+
+    def read_log(self) -> list[dict]:
+        if not self.log_path.is_file():
+            return []
+        with open(self.log_path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def truncate_log(self) -> None:
+        """Drop log rows written after the checkpoint we resume from."""
+        rows = [r for r in self.read_log() if int(r["step"]) <= self.step]
+        with open(self.log_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append_log(self, row: dict) -> None:
+        new = not self.log_path.is_file()
+        with open(self.log_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict:
+        cfg = self.cfg
+        stats: dict = {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True)
+        while self.step < cfg.steps:
+            t0 = time.perf_counter()
+            stats = self.train_step(*self.sample_batch())
+            dt = time.perf_counter() - t0
+            self.wall += dt
+            stats.update(step=self.step, seconds=round(self.wall, 2), img_per_s=cfg.batch / dt, val_psnr="", val_psnr_input="")
+            bar.update(1)
+            bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}", l1=f"{stats['l1']:.4f}", ips=f"{stats['img_per_s']:.1f}")
+            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                stats["val_psnr"], stats["val_psnr_input"], grid = self.validate()
+                self.write_samples(grid)
+            if self.step % cfg.log_every == 0 or stats["val_psnr"] != "" or self.step == cfg.steps:
+                self.append_log({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in stats.items()})
+            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+                self.write_loss_curve()
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                self.save()
+        bar.close()
+        if cfg.export:
+            self.export(Path(cfg.export))
+        if cfg.push_to_hub:
+            self.ema_generator().push_to_hub(cfg.push_to_hub)
+        return stats
+
+    def export(self, directory: Path) -> None:
+        """The EMA generator as a Hub folder: model.safetensors + config.json + README.md."""
+        g = self.ema_generator()
+        g.save_pretrained(directory)
+        card = directory / "README.md"
+        card.write_text(card.read_text() + checkpoint.training_card(dataclasses.asdict(self.cfg), self.step, self.wall))
+        log.info("exported the EMA generator to %s", directory)
+
+
+def train(cfg: TrainConfig) -> dict:
+    return Trainer(cfg).run()
