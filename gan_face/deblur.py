@@ -7,7 +7,9 @@
 
 Module and parameter names follow the official `models/fpn_mobilenet.py`, so the official
 `fpn_mobilenet.h5` checkpoint (a torch state dict under "model", "module."-prefixed) loads
-strictly with `DeblurGenerator.from_official`. One deliberate difference: the official
+strictly with `DeblurGenerator.from_official`, after dropping its aliases: the official FPN
+registers its MobileNetV2 layers twice (`fpn.features.N` and `fpn.encE.M`, the same
+tensors) and keeps three layers it never runs (`fpn.features.16-18`). One deliberate difference: the official
 instance norm has `track_running_stats=True` and the official code runs inference in
 train mode to avoid those stale running statistics; here the norm always uses the
 instance's own statistics (the buffers are kept only so the official keys load), so the
@@ -71,14 +73,18 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
-def mobilenet_v2_features() -> nn.Sequential:
+def mobilenet_v2_features() -> list[nn.Module]:
+    """The 16 MobileNetV2 layers the FPN uses (the official `features[0:16]`)."""
     layers, cin = [conv_bn(3, 32, 3, 2)], 32
     for t, c, n, s in MOBILENET_V2:
         for i in range(n):
             layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
             cin = c
-    layers.append(conv_bn(cin, 1280, 1, 1))  # unused by the FPN, kept for the official keys
-    return nn.Sequential(*layers)
+    return layers[:16]
+
+
+# official `fpn.features.N` is the same module as `fpn.enc{E}.{N - start}`
+ENCODER_SLICES = ((0, 2), (2, 4), (4, 7), (7, 11), (11, 16))
 
 
 def conv_norm_relu(cin: int, cout: int, norm: str) -> nn.Sequential:
@@ -88,13 +94,10 @@ def conv_norm_relu(cin: int, cout: int, norm: str) -> nn.Sequential:
 class FPN(nn.Module):
     def __init__(self, num_filters: int, norm: str):
         super().__init__()
-        self.features = mobilenet_v2_features()
-        # the same modules, registered twice as in the official code (so both key sets exist)
-        self.enc0 = nn.Sequential(*self.features[0:2])
-        self.enc1 = nn.Sequential(*self.features[2:4])
-        self.enc2 = nn.Sequential(*self.features[4:7])
-        self.enc3 = nn.Sequential(*self.features[7:11])
-        self.enc4 = nn.Sequential(*self.features[11:16])
+        features = mobilenet_v2_features()
+        # The official code also registers these modules as `features` (a second name for
+        # the same weights) plus three unused layers; `from_official` maps those keys.
+        self.enc0, self.enc1, self.enc2, self.enc3, self.enc4 = (nn.Sequential(*features[a:b]) for a, b in ENCODER_SLICES)
         self.td1 = conv_norm_relu(num_filters, num_filters, norm)
         self.td2 = conv_norm_relu(num_filters, num_filters, norm)
         self.td3 = conv_norm_relu(num_filters, num_filters, norm)
@@ -180,10 +183,19 @@ class DeblurGenerator(
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001
             raise ValueError(f"{path} is not a readable torch checkpoint: {e}") from e
-        state = state.get("model", state)
+        return cls.from_official_state_dict(state.get("model", state), str(path))
+
+    @classmethod
+    def from_official_state_dict(cls, state: dict, path: str = "state dict") -> "DeblurGenerator":
         state = {k.removeprefix("module."): v for k, v in state.items()}
         if any(k.startswith("fpn.inception") or "conv2d_1a" in k for k in state):
             raise ValueError(f"{path} is an fpn_inception checkpoint; only fpn_mobilenet is supported")
+        for key in [k for k in state if k.startswith("fpn.features.")]:
+            index, rest = key.removeprefix("fpn.features.").split(".", 1)
+            alias = next((f"fpn.enc{e}.{int(index) - a}.{rest}" for e, (a, b) in enumerate(ENCODER_SLICES) if a <= int(index) < b), None)
+            value = state.pop(key)
+            if alias is not None and alias in state and not torch.equal(state[alias], value):
+                raise ValueError(f"{path}: {key} and {alias} should be the same tensor but differ")
         model = cls()
         try:
             model.load_state_dict(state, strict=True)

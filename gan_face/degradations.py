@@ -86,15 +86,16 @@ def motion_blur(
     generator: torch.Generator,
     length: tuple[float, float] = (3, 31),
     shake_prob: float = 0.3,
+    angle: tuple[float, float] = (0, 180),
     return_kernels: bool = False,
 ):
-    """Linear motion blur of random length (px at 128 px) and any angle; with
+    """Linear motion blur of random length (px at 128 px) and angle (degrees); with
     probability `shake_prob` a random camera-shake trajectory instead."""
     _check(img)
     b, _, h, _ = img.shape
     scale = h / 128
     lengths = _uniform(generator, b, *length) * scale
-    angles = _uniform(generator, b, 0, 180)
+    angles = _uniform(generator, b, *angle)
     shake = torch.rand(b, generator=generator) < shake_prob
     kernels = list(linear_motion_kernels(lengths, angles))
     for i in torch.nonzero(shake).flatten().tolist():
@@ -307,11 +308,11 @@ def relight(
 
 def _directional_shade(h: int, w: int, direction: float, strength: float) -> torch.Tensor:
     """Shading of a light from `direction` (radians, 0 = from the image's left, pi/2 =
-    from the top): lambertian-like ramp across the face, from 1+strength to 1-0.85*strength."""
+    from the top): lambertian-like ramp across the face, from 1+strength to 1-0.9*strength."""
     xs, ys = _grid(h, w)
     along = (0.5 - xs) * math.cos(direction) + (0.5 - ys) * math.sin(direction)  # +0.5 at the lit side
     ramp = (along * 2).clamp(-1, 1)
-    return torch.where(ramp > 0, 1 + strength * ramp, 1 + 0.85 * strength * ramp)[None, None]
+    return torch.where(ramp > 0, 1 + strength * ramp, 1 + 0.9 * strength * ramp)[None, None]
 
 
 def lighting(img: torch.Tensor, condition: str, strength: float = 1.0) -> torch.Tensor:
@@ -333,7 +334,7 @@ def lighting(img: torch.Tensor, condition: str, strength: float = 1.0) -> torch.
         return relight(img, shade, gain=1 + 0.3 * s, temperature=-0.3 * s)
     if condition in ("left side", "right side", "top"):
         direction = {"left side": 0.0, "right side": math.pi, "top": math.pi / 2}[condition]
-        return relight(img, _directional_shade(h, w, direction, 0.9 * s), temperature=0.4 * s)
+        return relight(img, _directional_shade(h, w, direction, s), temperature=0.4 * s)
     if condition == "low light":
         return relight(img, torch.ones(1, 1, h, w), gain=1 - 0.85 * s, gamma=1 + 0.3 * s, temperature=-0.4 * s)
     raise ValueError(f"condition must be one of {LIGHTING_CONDITIONS}, got {condition!r}")

@@ -42,5 +42,9 @@ def feature_matching(fake_features: list[torch.Tensor], real_features: list[torc
 
 
 def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """L1 inside the occlusion mask, normalised by the masked area (0 when nothing is masked)."""
-    return ((fake - real).abs() * mask).sum() / (mask.sum() * fake.shape[1]).clamp(min=1)
+    """Mean over images of the L1 inside each image's occlusion mask (0 for unmasked images).
+
+    Normalised per image, not per batch, so that splitting a batch into micro-batches
+    (gradient accumulation) gives the same loss and gradients."""
+    per_image = ((fake - real).abs() * mask).flatten(1).sum(1) / (mask.flatten(1).sum(1) * fake.shape[1]).clamp(min=1)
+    return per_image.mean()

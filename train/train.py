@@ -238,7 +238,8 @@ class Trainer:
 
     # ----------------------------------------------------------- evaluation
     def ema_generator(self):
-        g = build_generator(self.cfg)
+        with torch.random.fork_rng(devices=[]):  # building a model draws init weights: keep the
+            g = build_generator(self.cfg)  # training RNG untouched so resumed runs stay exact
         g.load_state_dict(self.unwrapped(self.g).state_dict())  # buffers (batch-norm stats) from G
         self.ema.copy_to(g.parameters())
         return g.eval()

@@ -1,0 +1,148 @@
+"""Each degradation does what it claims, on real faces from ../shared/data/faces/test/."""
+
+import pytest
+import torch
+
+from gan_face import degradations as D
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def grad_energy(img):
+    """Mean squared horizontal and vertical finite differences."""
+    dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).mean()
+    dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).mean()
+    return dx.item(), dy.item()
+
+
+def luminance(img):
+    return 0.299 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2]
+
+
+@pytest.mark.parametrize("angle,blurred_axis", [(0.0, "x"), (90.0, "y")])
+def test_motion_blur_lowers_high_frequencies_along_its_direction(faces128, angle, blurred_axis):
+    out = D.motion_blur(faces128, gen(), length=(15, 15), shake_prob=0, angle=(angle, angle))
+    dx0, dy0 = grad_energy(faces128)
+    dx1, dy1 = grad_energy(out)
+    along, across = (dx1 / dx0, dy1 / dy0) if blurred_axis == "x" else (dy1 / dy0, dx1 / dx0)
+    assert along < 0.35  # most energy along the motion is gone
+    assert along < 0.6 * across  # and far more than across it
+
+
+def test_motion_blur_lengths_and_shake_kernels(faces128):
+    _, kernels = D.motion_blur(faces128, gen(), length=(3, 31), shake_prob=0.5, return_kernels=True)
+    assert torch.allclose(kernels.sum((1, 2)), torch.ones(len(kernels)), atol=1e-5)
+    assert kernels.shape[-1] <= 33
+    shake = D.shake_kernels(gen(), 4, 21)
+    assert torch.allclose(shake.sum((1, 2)), torch.ones(4), atol=1e-5)
+    assert (shake > 0).sum((1, 2)).min() > 5  # a trajectory, not a point
+
+
+@pytest.mark.parametrize("fn", [D.gaussian_blur, D.defocus_blur])
+def test_blurs_lower_high_frequencies(faces128, fn):
+    out = fn(faces128, gen())
+    assert sum(grad_energy(out)) < sum(grad_energy(faces128))
+
+
+@pytest.mark.parametrize("kind", D.OCCLUDERS)
+@pytest.mark.parametrize("area", [(0.05, 0.15), (0.2, 0.4)])
+def test_occlusion_area_in_range_and_rest_untouched(faces128, kind, area):
+    out, mask = D.occlude(faces128, gen(), area=area, kinds=(kind,))
+    fractions = mask.mean((1, 2, 3))
+    # within the asked range, allowing one pixel-row of rasterisation at 128 px
+    assert (fractions >= area[0] - 0.01).all() and (fractions <= area[1]).all(), fractions
+    outside = (mask == 0).expand_as(out)
+    assert torch.equal(out[outside], faces128[outside])  # untouched outside the mask
+    inside = (mask == 1).expand_as(out)
+    changed = (out - faces128).abs().sum(1, keepdim=True)[mask == 1] > 0
+    assert changed.float().mean() > 0.9  # the occluder really paints over the face
+
+
+def test_occlusion_fills(faces128):
+    _, mask = D.occlude(faces128, gen(3), area=(0.2, 0.3))
+    for fill in D.FILLS:
+        out, m = D.occlude(faces128, gen(3), area=(0.2, 0.3), fills=(fill,))
+        assert torch.equal(m, mask)  # the fill does not change where the occluder is
+        for i in range(len(out)):
+            region = out[i].permute(1, 2, 0)[m[i, 0] == 1]  # (pixels, 3)
+            if fill == "flat":
+                assert region.std(0).max() < 1e-6
+            if fill == "noise":
+                assert region.std(0).min() > 0.2  # uniform noise has std 0.29
+            if fill == "texture":
+                assert region.std(0).min() > 0.01  # image content, not a flat patch
+
+
+def test_lighting_conditions_shift_luminance_as_named(faces128):
+    y0 = luminance(faces128)
+    h, w = y0.shape[-2:]
+    left, right = (slice(None), slice(None), slice(0, w // 2)), (slice(None), slice(None), slice(w // 2, None))
+    top, bottom = (slice(None), slice(0, h // 2)), (slice(None), slice(h // 2, None))
+
+    def ratio(y, a, b):
+        return (y[a].mean() / y[b].mean()).item()
+
+    y = luminance(D.lighting(faces128, "left side"))
+    assert ratio(y, left, right) > 1.3 * ratio(y0, left, right)
+    y = luminance(D.lighting(faces128, "right side"))
+    assert ratio(y, right, left) > 1.3 * ratio(y0, right, left)
+    y = luminance(D.lighting(faces128, "top"))
+    assert ratio(y, top, bottom) > 1.3 * ratio(y0, top, bottom)
+    y = luminance(D.lighting(faces128, "low light"))
+    assert y.mean() < 0.5 * y0.mean()
+    y = luminance(D.lighting(faces128, "frontal"))
+    centre = (slice(None), slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
+    assert y[centre].mean() > y0[centre].mean() * 1.1  # flash: brighter face
+    assert ratio(y, centre, (slice(None),)) > ratio(y0, centre, (slice(None),))  # centre-weighted
+
+
+def test_lighting_strength_zero_is_identity_and_bad_values_raise(faces128):
+    for condition in D.LIGHTING_CONDITIONS:
+        assert torch.allclose(D.lighting(faces128, condition, 0.0), faces128, atol=1e-5)
+    with pytest.raises(ValueError, match="condition"):
+        D.lighting(faces128, "disco")
+    with pytest.raises(ValueError, match="strength"):
+        D.lighting(faces128, "top", 2.0)
+
+
+def psnr(a, b):
+    return (10 * torch.log10(1 / (a - b).pow(2).mean())).item()
+
+
+@pytest.mark.parametrize(
+    "fn,max_psnr",
+    [(D.gaussian_noise, 40), (D.jpeg, 45), (D.downscale, 40), (D.mixed, 35), (D.random_lighting, 40)],
+)
+def test_other_degradations_degrade(faces128, fn, max_psnr):
+    out = fn(faces128, gen())
+    assert out.shape == faces128.shape and out.min() >= 0 and out.max() <= 1
+    assert psnr(out, faces128) < max_psnr
+
+
+def test_jpeg_quality_matters(faces128):
+    low = D.jpeg(faces128, gen(), quality=(30, 30))
+    high = D.jpeg(faces128, gen(), quality=(95, 95))
+    assert psnr(low, faces128) < psnr(high, faces128) - 3
+
+
+def test_downscale_factor_matters(faces128):
+    x2 = D.downscale(faces128, gen(), factor=(2, 2))
+    x8 = D.downscale(faces128, gen(), factor=(8, 8))
+    assert psnr(x8, faces128) < psnr(x2, faces128) - 3
+
+
+def test_same_seed_same_output(faces128):
+    a, ma = D.random_degradation(faces128, gen(7))
+    b, mb = D.random_degradation(faces128, gen(7))
+    c, _ = D.random_degradation(faces128, gen(8))
+    assert torch.equal(a, b) and torch.equal(ma, mb)
+    assert not torch.equal(a, c)
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="B,3,H,W"):
+        D.motion_blur(torch.zeros(3, 32, 32), gen())
+    with pytest.raises(ValueError, match="area"):
+        D.occlude(torch.zeros(1, 3, 32, 32), gen(), area=(0.5, 0.1))

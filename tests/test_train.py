@@ -1,0 +1,145 @@
+"""Real training steps on real faces, with tiny models."""
+
+import csv
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_face import UNetGenerator
+from train import checkpoint
+from train.config import TrainConfig
+from train.data import AlignedFaces
+from train.train import Trainer, train
+
+from .conftest import TRAIN_FACES, face_files
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny(tmp_path, **overrides) -> TrainConfig:
+    cfg = dict(
+        data=str(TRAIN_FACES), limit=16, cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"), size=64,
+        batch=4, micro=2, steps=3, g_channels=[8, 16], g_blocks=1, d_channels=8, d_max_channels=16, d_layers=2,
+        warmup_steps=0, checkpoint_every=2, sample_every=2, log_every=1, threads=2,
+    )
+    cfg.update(overrides)
+    return TrainConfig(**cfg)
+
+
+def read_log(out) -> list[dict]:
+    with open(Path(out) / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_gradient_accumulation_equals_one_big_batch(tmp_path):
+    """K micro-batches of loss/K give the gradients of one batch of K x micro.
+
+    D uses instance norm here (batch norm depends on the micro-batch by design) and lr_d=0,
+    so that the G-phase gradients are compared against the same D."""
+    grads = []
+    for micro in (8, 2):
+        cfg = tiny(tmp_path, batch=8, micro=micro, d_norm="instance", d_noise=0.0, gp="r1", gp_every=1, lr_d=0.0)
+        torch.manual_seed(0)
+        trainer = Trainer(cfg)
+        trainer.train_step(*trainer.sample_batch())
+        grads.append([p.grad.clone() for m in (trainer.g, trainer.d) for p in m.parameters()])
+    for big, accumulated in zip(*grads):
+        # float32 summation order differs: compare against each tensor's own scale
+        assert (big - accumulated).abs().max() <= 1e-4 * big.abs().max() + 1e-7
+
+
+def test_d_is_frozen_in_the_g_phase(tmp_path):
+    trainer = Trainer(tiny(tmp_path))
+    before = [p.detach().clone() for p in trainer.d.parameters()]
+    d_grads = []
+    original = trainer.opt_g.step
+
+    def g_step(*a, **k):  # at the G optimiser step, D must not have received G-phase gradients
+        d_grads.append([p.requires_grad for p in trainer.d.parameters()])
+        return original(*a, **k)
+
+    trainer.opt_g.step = g_step
+    trainer.train_step(*trainer.sample_batch())
+    assert d_grads and not any(d_grads[0])
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.d.parameters()))  # D did train in its phase
+
+
+def test_three_steps_then_resume_matches_an_uninterrupted_run(tmp_path):
+    cfg = tiny(tmp_path, steps=3)
+    train(cfg)
+    out = Path(cfg.out)
+    state = checkpoint.load(out / "checkpoint.pt")
+    assert state["step"] == 3
+    rows = read_log(out)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    for r in rows:
+        for name in ("d_loss", "g_loss", "l1", "adv", "fm"):
+            assert math.isfinite(float(r[name]))
+    assert (out / "samples_0000002.png").is_file() and (out / "loss_curve.png").is_file()
+
+    # resuming restores the exact saved state
+    resumed = Trainer(tiny(tmp_path, steps=4, resume="latest"))
+    assert resumed.step == 3
+    for key, value in resumed.state()["g"].items():
+        assert torch.equal(value, state["g"][key])
+    assert resumed.opt_g.state_dict()["state"][0]["exp_avg"].equal(state["opt_g"]["state"][0]["exp_avg"])
+    resumed.run()
+
+    # ... and continues at step 4 exactly as a run that was never interrupted
+    straight = tiny(tmp_path, steps=4, out=str(tmp_path / "straight"))
+    train(straight)
+    a, b = checkpoint.load(out / "checkpoint.pt"), checkpoint.load(Path(straight.out) / "checkpoint.pt")
+    assert a["step"] == b["step"] == 4
+    for part in ("g", "d"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    for x, y in zip(a["ema"]["shadow_params"], b["ema"]["shadow_params"]):
+        assert torch.equal(x, y)
+    assert read_log(out)[-1]["g_loss"] == read_log(straight.out)[-1]["g_loss"]
+
+
+def test_export_writes_a_loadable_hub_folder(tmp_path):
+    cfg = tiny(tmp_path, steps=2, export=str(tmp_path / "export"))
+    train(cfg)
+    g = UNetGenerator.from_pretrained(tmp_path / "export", strict=True)
+    assert g.depth == 2
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "## Training" in card and "steps: 2 at batch 4" in card
+
+
+def test_resume_refuses_a_different_architecture(tmp_path):
+    train(tiny(tmp_path, steps=2))
+    with pytest.raises(ValueError, match="g_channels"):
+        Trainer(tiny(tmp_path, steps=3, resume="latest", g_channels=[8, 32]))
+
+
+def test_corrupt_images_are_skipped_and_named(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for p in face_files(6):
+        shutil.copy(p, folder / p.name)
+    good = face_files(1)[0].read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "notes.jpg").write_text("this is not an image")
+    with pytest.warns(UserWarning) as warned:
+        data = AlignedFaces(folder, 64, cache_dir=tmp_path / "cache")
+    messages = " ".join(str(w.message) for w in warned)
+    assert "truncated.jpg" in messages and "notes.jpg" in messages
+    assert len(data) == 6 and len(data.corrupt) == 2
+    assert data.images.shape == (6, 64, 64, 3)
+
+
+def test_micro_must_divide_batch():
+    with pytest.raises(ValueError, match="not a multiple of --micro"):
+        TrainConfig(batch=16, micro=5).validate()
+    result = subprocess.run(
+        [sys.executable, "-m", "train", "--batch", "16", "--micro", "5"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "--batch 16 is not a multiple of --micro 5" in result.stderr
+    assert "Traceback" not in result.stderr
