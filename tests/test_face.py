@@ -1,0 +1,92 @@
+"""Detection, alignment and paste-back on real photos."""
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan_face.face import FaceDetector, align, feather_mask, paste_back, rescale_matrix, select_faces, template
+
+from .conftest import face_files, load_rgb
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(download=False)
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+def test_detects_the_one_face_of_the_astronaut(detector, astronaut):
+    faces = detector(astronaut)
+    assert len(faces) == 1
+    # the face is at x=178, y=63, w=90, h=113 (shared/weights/README.md)
+    assert np.allclose(faces[0].box, [178, 63, 268, 176], atol=6)
+    left_eye, right_eye = faces[0].landmarks[:2]
+    assert left_eye[0] < right_eye[0]  # image-left eye first
+
+
+def test_detects_faces_in_most_test_photos(detector):
+    files = face_files(200)
+    found = sum(bool(detector(load_rgb(p))) for p in files)
+    # measured: 200 of 200 with YuNet
+    assert found / len(files) >= 0.97
+
+
+def test_landmarks_land_on_the_template(detector, astronaut):
+    errors = []
+    for image in [astronaut] + [load_rgb(p) for p in face_files(40)]:
+        face = detector(image)[0]
+        _, matrix = align(image, face.landmarks, 128)
+        moved = np.c_[face.landmarks, np.ones(5)] @ matrix.T
+        errors.append(np.linalg.norm(moved - template(128), axis=1).mean())
+    # a similarity transform cannot fit every face exactly; on average within 2 px at 128 px
+    assert np.mean(errors) < 2.0
+    assert errors[0] < 2.0  # the astronaut
+
+
+def test_align_then_paste_back_reproduces_the_face(detector, astronaut):
+    face = detector(astronaut)[0]
+    crop, matrix = align(astronaut, face.landmarks, 512)  # larger than the face: no information lost
+    out = paste_back(astronaut, [crop], [matrix])
+    inverse, size = cv2.invertAffineTransform(matrix), astronaut.shape[1::-1]
+    inside = cv2.warpAffine(feather_mask(512), inverse, size) > 0.99
+    assert inside.sum() > 5000
+    assert psnr(out[inside], astronaut[inside]) > 35
+    outside = cv2.warpAffine(np.ones((512, 512), np.float32), inverse, size) == 0
+    assert np.array_equal(out[outside], astronaut[outside])  # nothing outside the crop changes
+
+
+def test_paste_back_into_an_upscaled_photo_has_no_seam(detector, astronaut):
+    face = detector(astronaut)[0]
+    _, matrix = align(astronaut, face.landmarks, 128)
+    # a flat grey photo upscaled x2 and a flat white 256 px face: the blend must ramp, not step
+    grey = np.full((1024, 1024, 3), 100, np.uint8)
+    white = np.full((256, 256, 3), 200, np.uint8)
+    out = paste_back(grey, [white], [rescale_matrix(matrix, 2)], scale=2)
+    row = out[int(face.center[1] * 2), :, 0].astype(int)
+    assert row.max() == 200 and row.min() == 100  # fully replaced inside, untouched outside
+    ramp = np.flatnonzero((row > 100) & (row < 200))
+    assert len(ramp) >= 2 * 10  # at least 10 px of fade on each side
+    assert np.abs(np.diff(row)).max() <= 12  # no step anywhere
+
+
+def test_select_faces():
+    from gan_face.face import Face
+
+    def face(x, size):
+        return Face(np.array([x, 10, x + size, 10 + size], np.float32), 0.9, np.zeros((5, 2), np.float32))
+
+    faces = [face(0, 20), face(100, 50), face(180, 30)]
+    assert select_faces(faces, (100, 220, 3), only_largest=True)[0].size == 50
+    assert select_faces(faces, (100, 220, 3), only_center=True)[0].box[0] == 100
+    assert [f.size for f in select_faces(faces, (100, 220, 3), min_size=25)] == [50, 30]
+
+
+def test_detector_rejects_bad_images(detector):
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        detector(np.zeros((10, 10), np.uint8))
+    assert detector(np.zeros((64, 64, 3), np.uint8)) == []
