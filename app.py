@@ -1,0 +1,31 @@
+"""gan-face web app: `python app.py`, or a Hugging Face Space (sdk: gradio, app_file: app.py).
+
+Environment: GAN_FACE_GENERATOR / GAN_FACE_DEBLUR (local folder or Hub repo id, default
+pretrained/), GAN_FACE_WEIGHTS (detector and Real-ESRGAN files), GAN_FACE_DOWNLOAD=1 to
+allow checked downloads of missing weights, PORT / GRADIO_SERVER_NAME.
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: it must run offline
+
+from demo.ui import create_demo  # noqa: E402
+from gan_face.imageio import MAX_BYTES  # noqa: E402
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR, FaceRestorer  # noqa: E402
+
+restorer = FaceRestorer.from_pretrained(
+    generator=os.environ.get("GAN_FACE_GENERATOR", DEFAULT_GENERATOR),
+    deblur=os.environ.get("GAN_FACE_DEBLUR", DEFAULT_DEBLUR),
+    weights=os.environ.get("GAN_FACE_WEIGHTS") or None,
+    download=os.environ.get("GAN_FACE_DOWNLOAD") == "1",
+)
+demo = create_demo(restorer)
+# a burst of users waits in the queue (at most 32), two requests run at a time (create_demo)
+demo.queue(max_size=32, default_concurrency_limit=2)
+
+if __name__ == "__main__":
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("PORT", 7860)),
+        max_file_size=MAX_BYTES,
+    )

@@ -1,0 +1,1 @@
+"""The Gradio app of gan-face (`python app.py`)."""

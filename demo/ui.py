@@ -1,0 +1,139 @@
+"""create_demo(restorer) -> gr.Blocks: the gan-face web page."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from demo.simulate import simulate_lighting, simulate_occluder
+from gan_face.degradations import LIGHTING_CONDITIONS
+from gan_face.imageio import ImageError, Photo, finish, limits_text, load_photo, open_image
+from gan_face.pipeline import FaceRestorer
+from gan_face.upscale import lanczos
+
+log = logging.getLogger(__name__)
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+NO_SIMULATION = "none"
+
+DESCRIPTION = """# gan-face
+Drop in a damaged photo (motion blur, occlusions, bad lighting, low resolution): every face is
+detected, aligned, deblurred, reconstructed by a U-Net GAN, upscaled and pasted back.
+Paint over occluded parts of a face (hands, scratches, sunglasses) with the brush to tell the
+model which pixels to reconstruct."""
+
+
+def file_source(item) -> str | bytes:
+    """A raw editor file entry (blob bytes, or Gradio FileData as a dict) -> bytes or path."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, dict) and item.get("path"):
+        return item["path"]
+    raise ImageError("the upload did not arrive; try again")
+
+
+def read_editor(payload, editor: gr.ImageEditor) -> tuple[Photo, np.ndarray | None]:
+    """The raw ImageEditor payload -> (the photo, painted-occlusion mask or None).
+
+    The event runs with preprocess=False so that the photo is decoded by our own loader:
+    size limits before decoding, EXIF orientation, every mode, one-line errors."""
+    if not payload:
+        raise ImageError("upload a photo first")
+    blobs = editor.blob_storage.pop(payload["id"], None) if payload.get("id") else None
+    background = blobs.background if blobs else payload.get("background")
+    if background is None:
+        raise ImageError("upload a photo first")
+    photo = load_photo(file_source(background))
+    h, w = photo.rgb.shape[:2]
+    mask = np.zeros((h, w), bool)
+    for layer in (blobs.layers if blobs else payload.get("layers")) or []:
+        if layer is None:
+            continue
+        painted = np.asarray(open_image(file_source(layer)).convert("RGBA"))[..., 3] > 0
+        if painted.shape != (h, w):  # the canvas may differ in size: the brush scales with it
+            painted = np.asarray(Image.fromarray(painted).resize((w, h), Image.NEAREST))
+        mask |= painted
+    return photo, mask if mask.any() else None
+
+
+def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: int = 120) -> gr.Blocks:
+    """The app. `time_limit`: seconds a request may run before it is cancelled."""
+
+    def restore(payload, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face):
+        try:
+            photo, mask = read_editor(payload, editor)
+            image = photo.rgb
+            # simulated damage first (it is part of the input), then the pipeline
+            if lighting_sim != NO_SIMULATION:
+                image = simulate_lighting(image, lighting_sim, lighting_sim_strength)
+            if occluder > 0:
+                image, painted = simulate_occluder(image, restorer.detector, occluder / 100)
+                mask = painted if mask is None else mask | painted
+            result = restorer(
+                image, mask=mask, upscale=float(upscale), realesrgan_background=realesrgan, fidelity=fidelity, lighting=lighting,
+                use_deblur=deblur, only_largest=largest, only_center=centre, min_face=min_face,
+            )
+        except (ImageError, ValueError) as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        output = finish(photo, result.image)  # the input's alpha and grayness, like GFPGAN
+        before = lanczos(image, result.image.shape[1] / image.shape[1])
+        gallery = [(f.before, f"face {i + 1}: input") for i, f in enumerate(result.faces)]
+        gallery += [(f.after, f"face {i + 1}: restored") for i, f in enumerate(result.faces)]
+        lines = [f"**{len(result.faces)} face(s)** in {result.timings['total']:.2f} s"]
+        lines += [f"- {stage}: {seconds * 1000:.0f} ms" for stage, seconds in result.timings.items() if stage != "total"]
+        lines += [f"- note: {n}" for n in result.notes]
+        path = Path(tempfile.mkdtemp(prefix="gan-face-")) / "restored.png"  # one folder per request
+        Image.fromarray(output).save(path)
+        return output, (before, result.image), gallery, "\n".join(lines), str(path)
+
+    with gr.Blocks(title="gan-face: face reconstruction") as demo:
+        gr.Markdown(DESCRIPTION)
+        if restorer.untrained:
+            gr.Markdown("**Warning: untrained weights.** " + "; ".join(restorer.notes), elem_id="untrained-warning")
+        elif restorer.notes:
+            gr.Markdown("Note: " + "; ".join(restorer.notes))
+        gr.Markdown(limits_text())
+        with gr.Row():
+            with gr.Column():
+                editor = gr.ImageEditor(
+                    label="Photo (brush: paint over occlusions)", type="numpy", image_mode="RGBA",
+                    sources=("upload", "webcam", "clipboard"), brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"),
+                    transforms=(), layers=False, elem_id="photo",
+                )
+                with gr.Group():
+                    gr.Markdown("Simulate damage (the same code that made the training data)")
+                    lighting_sim = gr.Dropdown([NO_SIMULATION, *LIGHTING_CONDITIONS], value=NO_SIMULATION, label="Simulate lighting")
+                    lighting_sim_strength = gr.Slider(0, 1, 1, step=0.05, label="Simulated lighting strength")
+                    occluder = gr.Slider(0, 40, 0, step=1, label="Add a synthetic occluder (% of each face)")
+                fidelity = gr.Slider(0, 1, 0, step=0.05, label="Fidelity (0 = reconstruction, 1 = keep the input)")
+                lighting = gr.Slider(0, 1, 1, step=0.05, label="Lighting correction strength")
+                with gr.Accordion("Options", open=False):
+                    upscale = gr.Radio([1, 2, 4], value=2, label="Output scale")
+                    realesrgan = gr.Checkbox(
+                        False, label="Real-ESRGAN background (slow on a CPU: about 20 s per 256x256 px of input; else Lanczos)",
+                        interactive=restorer.background.is_model,
+                    )
+                    deblur = gr.Checkbox(True, label="Deblur (DeblurGAN-v2)")
+                    largest = gr.Checkbox(False, label="Only the largest face")
+                    centre = gr.Checkbox(False, label="Only the centre face")
+                    min_face = gr.Slider(0, 200, 0, step=4, label="Minimum face size (px)")
+                button = gr.Button("Restore", variant="primary", elem_id="restore-button")
+            with gr.Column():
+                output = gr.Image(label="Restored photo", type="numpy", format="png", elem_id="restored", image_mode=None)
+                slider = gr.ImageSlider(label="Before / after", type="numpy")
+                gallery = gr.Gallery(label="Faces", columns=4, height="auto")
+                timings = gr.Markdown(elem_id="timings")
+                download = gr.File(label="Download PNG")
+        inputs = [editor, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face]
+        button.click(
+            restore, inputs, [output, slider, gallery, timings, download], api_name="restore", concurrency_limit=2, time_limit=time_limit,
+            preprocess=False,  # the photo is decoded by gan_face.imageio (limits, EXIF, modes)
+        )
+        files = sorted(p for p in examples.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if files:
+            gr.Examples([[str(p)] for p in files], inputs=[editor], label="Examples (see demo/examples/SOURCES.md)")
+    return demo

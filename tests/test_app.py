@@ -1,0 +1,111 @@
+"""The real app: `python app.py` on 127.0.0.1, called through gradio_client and a headless Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import ASTRONAUT
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = dict(os.environ, PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("app.py exited:\n" + log.read_text())
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app.py did not start in 120 s:\n" + log.read_text())
+    yield url, proc, log
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def call_restore(url, image_path, **options):
+    from gradio_client import Client, handle_file
+
+    args = dict(lighting_sim="none", lighting_sim_strength=1.0, occluder=0, fidelity=0.0, lighting=1.0, upscale=2,
+                realesrgan=False, deblur=True, largest=False, centre=False, min_face=0)
+    args.update(options)
+    client = Client(url, verbose=False)
+    editor = {"background": handle_file(str(image_path)), "layers": [], "composite": None, "id": None}
+    return client.predict(editor, *args.values(), api_name="/restore")
+
+
+def test_gradio_client_restores_a_photo(server):
+    url, _, _ = server
+    restored, (before, after), faces, timings, download = call_restore(url, ASTRONAUT)
+    image = np.asarray(Image.open(restored))
+    assert image.shape[:2] == (1024, 1024)
+    assert np.asarray(Image.open(download)).shape[:2] == (1024, 1024)
+    assert len(faces) == 2  # the one face, before and after
+    assert "1 face(s)" in timings
+
+
+def test_gradio_client_gets_a_clear_error_for_a_non_image(server, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    url, proc, _ = server
+    fake = tmp_path / "photo.png"
+    fake.write_text("not an image at all")
+    with pytest.raises(Exception) as err:  # noqa: PT011 - gradio_client wraps the server's gr.Error
+        call_restore(url, fake)
+    assert isinstance(err.value, AppError) or "error" in str(err.value).lower()
+    assert proc.poll() is None  # still serving
+    restored, *_ = call_restore(url, ASTRONAUT, upscale=1)
+    assert np.asarray(Image.open(restored)).shape[:2] == (512, 512)
+
+
+def test_headless_browser_uploads_and_sees_the_result(server):
+    if CHROMIUM is None:
+        if os.environ.get("GAN_FACE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required in CI (Debian packages chromium, chromium-driver)")
+        pytest.skip("no Chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = server
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        page = browser.new_page()
+        page.goto(url, wait_until="networkidle")
+        page.locator("#photo input[type=file]").set_input_files(str(ASTRONAUT))
+        page.wait_for_timeout(1500)  # the editor loads the image into its canvas
+        page.locator("#restore-button").click()
+        page.wait_for_selector("#timings :text('face(s)')", timeout=60_000)
+        result = page.locator("#restored img")
+        result.wait_for(timeout=30_000)
+        assert page.evaluate("img => img.complete && img.naturalWidth", result.element_handle()) == 1024
+        assert "1 face(s)" in page.locator("#timings").inner_text()
+        browser.close()
