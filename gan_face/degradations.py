@@ -340,21 +340,26 @@ def lighting(img: torch.Tensor, condition: str, strength: float = 1.0) -> torch.
     raise ValueError(f"condition must be one of {LIGHTING_CONDITIONS}, got {condition!r}")
 
 
-def random_lighting(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Continuous random lighting: any light direction and strength, gain, gamma and
-    colour temperature, drawn per image."""
+def random_lighting(img: torch.Tensor, generator: torch.Generator, p_named: float = 0.5) -> torch.Tensor:
+    """Random lighting per image: with probability `p_named` one of the named conditions at a
+    random strength in [0.3, 1], else the continuous mode: any light direction and strength,
+    gain, gamma and colour temperature."""
     _check(img)
     b, _, h, w = img.shape
-    shades = torch.cat(
-        [
-            _directional_shade(h, w, float(d), float(s))
-            for d, s in zip(_uniform(generator, b, 0, 2 * math.pi), _uniform(generator, b, 0, 0.9))
-        ]
-    )
-    gain = torch.exp(_uniform(generator, b, math.log(0.2), math.log(1.5)))
-    gamma = _uniform(generator, b, 0.8, 1.3)
-    temperature = _uniform(generator, b, -0.5, 0.5)
-    return relight(img, shades.to(img), gain, gamma, temperature)
+    out = torch.empty_like(img)
+    named = torch.rand(b, generator=generator) < p_named
+    conditions = torch.randint(len(LIGHTING_CONDITIONS), (b,), generator=generator)
+    strengths = _uniform(generator, b, 0.3, 1.0)
+    directions, shade_strengths = _uniform(generator, b, 0, 2 * math.pi), _uniform(generator, b, 0, 1.0)
+    gains = torch.exp(_uniform(generator, b, math.log(0.2), math.log(1.5)))
+    gammas, temperatures = _uniform(generator, b, 0.8, 1.3), _uniform(generator, b, -0.5, 0.5)
+    for i in range(b):
+        if named[i]:
+            out[i] = lighting(img[i : i + 1], LIGHTING_CONDITIONS[int(conditions[i])], float(strengths[i]))[0]
+        else:
+            shade = _directional_shade(h, w, float(directions[i]), float(shade_strengths[i])).to(img)
+            out[i] = relight(img[i : i + 1], shade, gains[i], gammas[i], temperatures[i])[0]
+    return out
 
 
 # ------------------------------------------------------------- noise, JPEG, resolution
@@ -410,29 +415,38 @@ def mixed(img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 # ----------------------------------------------------------------------- composition
 
 
+TRAINING_KINDS = ("lighting", "occlusion", "motion blur", "downscale", "mixed")
+
+
 def random_degradation(
-    img: torch.Tensor,
-    generator: torch.Generator,
-    p_lighting: float = 0.5,
-    p_occlusion: float = 0.5,
-    p_motion: float = 0.5,
-    p_mixed: float = 0.7,
+    img: torch.Tensor, generator: torch.Generator, p_second: float = 0.3, everything: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training degradation: each image gets, independently and in this order, random
-    lighting, an occluder, motion blur and the GFPGAN mix. Returns (degraded, mask)."""
+    """Training degradation: each image gets one of TRAINING_KINDS, and with probability
+    `p_second` a second one (`everything`: all of them), applied in the order lighting ->
+    occluder -> motion blur -> downscale -> GFPGAN mix. Mostly single degradations, so the
+    model learns to undo each one, plus combinations. Returns (degraded, mask)."""
     _check(img)
-    b = img.shape[0]
+    b, n = img.shape[0], len(TRAINING_KINDS)
+    chosen = torch.zeros(b, n, dtype=torch.bool)
+    chosen[torch.arange(b), torch.randint(n, (b,), generator=generator)] = True
+    second = torch.randint(n, (b,), generator=generator)
+    add = torch.rand(b, generator=generator) < p_second
+    chosen[torch.arange(b)[add], second[add]] = True
+    if everything:
+        chosen[:] = True
     out, mask = img.clone(), img.new_zeros(b, 1, *img.shape[-2:])
 
-    def pick(p):
-        return torch.nonzero(torch.rand(b, generator=generator) < p).flatten()
+    def rows(kind):
+        return torch.nonzero(chosen[:, TRAINING_KINDS.index(kind)]).flatten()
 
-    if len(i := pick(p_lighting)):
+    if len(i := rows("lighting")):
         out[i] = random_lighting(out[i], generator)
-    if len(i := pick(p_occlusion)):
+    if len(i := rows("occlusion")):
         out[i], mask[i] = occlude(out[i], generator, texture=img.roll(1, 0)[i])
-    if len(i := pick(p_motion)):
+    if len(i := rows("motion blur")):
         out[i] = motion_blur(out[i], generator)
-    if len(i := pick(p_mixed)):
+    if len(i := rows("downscale")):
+        out[i] = downscale(out[i], generator, (2, 8))
+    if len(i := rows("mixed")):
         out[i] = mixed(out[i], generator)
     return out.clamp(0, 1), mask

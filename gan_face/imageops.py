@@ -15,7 +15,7 @@ def to_unit(image: np.ndarray) -> torch.Tensor:
     """(H,W,3) uint8 RGB -> (1,3,H,W) float in [0,1]."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {image.dtype} {image.shape}")
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0  # a copy: input may be read-only
 
 
 def batch_to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -110,7 +110,7 @@ class FaceRestorer:
             notes.append("no trained DeblurGAN-v2 weights: the deblurring stage is off")
         detector = FaceDetector(weights, download=download)
         background = Upscaler.default(weights, download=download) if realesrgan_background else Upscaler(None, scale=4)
-        if not background.is_model:
+        if realesrgan_background and not background.is_model:
             notes.append("no Real-ESRGAN weights: the background is upscaled with Lanczos")
         return cls(g, d, detector, background, notes=notes)
 

@@ -13,7 +13,7 @@ import torch
 from gan_face import UNetGenerator
 from train import checkpoint
 from train.config import TrainConfig
-from train.data import AlignedFaces
+from gan_face.dataset import AlignedFaces
 from train.train import Trainer, train
 
 from .conftest import TRAIN_FACES, face_files

@@ -28,7 +28,7 @@ class TrainConfig:
     micro: int = 4
     steps: int = 20000
     # optimisers and schedule (diffusers.optimization.get_scheduler)
-    lr_g: float = 2e-4
+    lr_g: float = 3e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.99
@@ -38,11 +38,11 @@ class TrainConfig:
     # losses
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
-    adv_weight: float = 0.02
-    fm_weight: float = 0.2  # discriminator feature matching
+    adv_weight: float = 0.01
+    fm_weight: float = 0.1  # discriminator feature matching
     gp: str = "r1"  # "r1", "wgan-gp" or "none"
     gp_weight: float = 1.0
-    gp_every: int = 4  # lazy regularisation (StyleGAN2): penalty every N steps, weighted x N
+    gp_every: int = 8  # lazy regularisation (StyleGAN2): penalty every N steps, weighted x N
     d_noise: float = 0.1  # std of the discriminator's noise injection at step 0...
     d_noise_anneal: int = 5000  # ...annealed linearly to 0 over this many steps
     # architectures

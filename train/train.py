@@ -33,7 +33,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from train import checkpoint, losses
 from train.config import TrainConfig
-from train.data import AlignedFaces
+from gan_face.dataset import AlignedFaces
 
 log = logging.getLogger(__name__)
 CSV_FIELDS = ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake", "d_noise", "img_per_s", "val_psnr", "val_psnr_input")
