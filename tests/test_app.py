@@ -109,3 +109,24 @@ def test_headless_browser_uploads_and_sees_the_result(server):
         assert page.evaluate("img => img.complete && img.naturalWidth", result.element_handle()) == 1024
         assert "1 face(s)" in page.locator("#timings").inner_text()
         browser.close()
+
+
+def test_every_bad_input_gets_a_message_and_the_app_keeps_serving(server, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    from .bad_inputs import ERROR, make_corpus
+
+    url, proc, _ = server
+    expect = make_corpus(tmp_path)
+    for name, expectation in expect.items():
+        if expectation == ERROR:
+            with pytest.raises(AppError) as err:
+                call_restore(url, tmp_path / name, upscale=1)
+            message = str(err.value)
+            assert "\n" not in message.strip() and "Traceback" not in message, (name, message)
+        else:
+            restored, *_ = call_restore(url, tmp_path / name, upscale=1)
+            assert Image.open(restored).size[0] > 1, name
+        assert proc.poll() is None, f"the server died on {name}"
+    restored, *_ = call_restore(url, ASTRONAUT, upscale=1)  # still serving normal requests
+    assert np.asarray(Image.open(restored)).shape[:2] == (512, 512)

@@ -1,0 +1,102 @@
+"""Pipeline speed on this machine's CPU, against GFPGAN v1.4's architecture.
+
+    python bench/pipeline_speed.py [--threads 2] [--repeats 5]
+
+Prints per-stage and total times (median of --repeats) for ../shared/data/photos/astronaut.png
+(512 px, one face) and for a 1024 px photo with several faces (test faces from
+../shared/data/faces/test/ on a grey canvas), without and with Real-ESRGAN background
+upscaling; then the face stages per face (deblur + generator + 2x) against GFPGAN v1.4's
+architecture (GFPGANv1Clean through spandrel, random weights, 512 px faces as GFPGAN runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan_face.pipeline import FaceRestorer  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def group_photo() -> np.ndarray:
+    canvas = Image.new("RGB", (1024, 1024), (128, 128, 128))
+    faces = sorted((SHARED / "data" / "faces" / "test").glob("*.jpg"))[:8]
+    for i, path in enumerate(faces):
+        face = Image.open(path).convert("RGB").resize((230, 280))
+        canvas.paste(face, (20 + (i % 4) * 250, 120 + (i // 4) * 420))
+    return np.asarray(canvas)
+
+
+def median_run(fn, repeats: int):
+    results, times = None, []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        results = fn()
+        times.append(time.perf_counter() - t)
+    return results, statistics.median(times)
+
+
+def report(name: str, restorer: FaceRestorer, image: np.ndarray, repeats: int, **options) -> None:
+    restorer(image, **options)  # warm-up
+    runs = [restorer(image, **options) for _ in range(repeats)]
+    stages = {k: statistics.median(r.timings[k] for r in runs) for k in runs[0].timings}
+    detail = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in stages.items() if k != "total")
+    print(f"{name}: {len(runs[0].faces)} face(s), total {stages['total']:.2f} s ({detail})")
+
+
+@torch.inference_mode()
+def face_stage_times(restorer: FaceRestorer, repeats: int) -> tuple[float, float]:
+    """Seconds per face: ours (deblur + generator + 2x at 128 px) and GFPGAN v1.4's network (512 px)."""
+    from spandrel.architectures.GFPGAN import GFPGAN  # noqa: F401 - registers the arch
+    from spandrel.architectures.GFPGAN.__arch.gfpganv1_clean_arch import GFPGANv1Clean
+
+    crop = np.asarray(Image.open(SHARED / "data" / "photos" / "astronaut.png").convert("RGB").resize((128, 128)))
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+    def ours():
+        y = restorer.deblur(x) if restorer.deblur is not None else x
+        y = restorer.generator(y)
+        face = ((y[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+        return restorer.face_upscaler(face)
+
+    ours()
+    _, ours_time = median_run(ours, repeats)
+    gfpgan = GFPGANv1Clean(out_size=512, num_style_feat=512, channel_multiplier=2, different_w=True, narrow=1, sft_half=True).eval()
+    big = torch.rand(1, 3, 512, 512) * 2 - 1
+    gfpgan(big)
+    _, gfpgan_time = median_run(lambda: gfpgan(big), max(2, repeats // 2))
+    return ours_time, gfpgan_time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    restorer = FaceRestorer.from_pretrained()
+    for note in restorer.notes:
+        print("note:", note)
+    astronaut = np.asarray(Image.open(SHARED / "data" / "photos" / "astronaut.png").convert("RGB"))
+    group = group_photo()
+    report("astronaut 512 px, x2, Lanczos background", restorer, astronaut, args.repeats)
+    report("group 1024 px, x2, Lanczos background", restorer, group, args.repeats)
+    report("astronaut 512 px, x1 (no upscaling)", restorer, astronaut, args.repeats, upscale=1)
+    report("astronaut 512 px, x2, Real-ESRGAN x4plus background", restorer, astronaut, 1, realesrgan_background=True)
+    ours, gfpgan = face_stage_times(restorer, args.repeats)
+    print(f"face stages per face: ours {ours * 1000:.1f} ms (deblur + generator at 128 px + 2x), "
+          f"GFPGAN v1.4 architecture {gfpgan * 1000:.0f} ms (512 px): {gfpgan / ours:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
