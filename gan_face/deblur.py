@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from gan_face.hub import HubModel
 from gan_face.modelcard import DEBLUR_CARD
 
 # MobileNetV2 inverted-residual settings: expansion t, channels c, repeats n, stride s.
@@ -132,7 +132,7 @@ class FPNHead(nn.Module):
 
 class DeblurGenerator(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModel,
     library_name="gan_face",
     license="cc-by-nc-4.0",
     pipeline_tag="image-to-image",

@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from gan_face.hub import HubModel
 from gan_face.modelcard import DISCRIMINATOR_CARD
 
 NORMS = ("batch", "instance", "batch+instance", "none")
@@ -50,7 +50,7 @@ def make_norm(norm: str, channels: int) -> nn.Module:
 
 class PatchDiscriminator(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModel,
     library_name="gan_face",
     license="cc-by-nc-4.0",
     tags=["face-restoration", "gan", "discriminator"],

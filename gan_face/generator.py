@@ -19,9 +19,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from gan_face.hub import HubModel
 from gan_face.modelcard import GENERATOR_CARD
 
 NORMS = ("group", "instance", "none")
@@ -48,7 +48,7 @@ class ConvBlock(nn.Sequential):
 
 class UNetGenerator(
     nn.Module,
-    PyTorchModelHubMixin,
+    HubModel,
     library_name="gan_face",
     license="cc-by-nc-4.0",
     pipeline_tag="image-to-image",
