@@ -20,8 +20,8 @@ restorer = FaceRestorer.from_pretrained(
     download=os.environ.get("GAN_FACE_DOWNLOAD") == "1",
 )
 demo = create_demo(restorer)
-# a burst of users waits in the queue (at most 32), two requests run at a time (create_demo)
-demo.queue(max_size=32, default_concurrency_limit=2)
+# a burst of users waits in the queue (at most 64), two requests run at a time (create_demo)
+demo.queue(max_size=64, default_concurrency_limit=2)
 
 if __name__ == "__main__":
     demo.launch(

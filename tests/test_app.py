@@ -130,3 +130,14 @@ def test_every_bad_input_gets_a_message_and_the_app_keeps_serving(server, tmp_pa
         assert proc.poll() is None, f"the server died on {name}"
     restored, *_ = call_restore(url, ASTRONAUT, upscale=1)  # still serving normal requests
     assert np.asarray(Image.open(restored)).shape[:2] == (512, 512)
+
+
+def test_eight_concurrent_requests_each_get_their_own_image(server):
+    from bench.load import TEST_FACES, check_own_images, rss_mb, run
+
+    url, proc, _ = server
+    photos = sorted(TEST_FACES.glob("*.jpg"))[100:108]
+    results = run(url, photos)
+    assert len(results) == 8
+    assert check_own_images(photos, results) == 0  # no cross-talk
+    assert proc.poll() is None and rss_mb(proc.pid) > 0

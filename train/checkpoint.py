@@ -56,10 +56,13 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
         raise ValueError(f"checkpoint {path} was trained with a different architecture ({'; '.join(diff)})")
 
 
-def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "") -> str:
+def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None) -> str:
     """The measured part of an exported model card: how these weights were made."""
-    command = "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith(("train", "__main__.py")) else "python -m train (called from Python)"
+    if command is None:
+        running_train = sys.argv[0].endswith(("train", "train/__main__.py"))
+        command = "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if running_train else "python -m train (called from Python)"
     return f"""
+
 ## Training
 
 - command: `{command}`

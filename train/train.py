@@ -33,6 +33,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from train import checkpoint, losses
 from train.config import TrainConfig
+from train.export import ema_model, export
 from gan_face.dataset import AlignedFaces
 
 log = logging.getLogger(__name__)
@@ -238,11 +239,7 @@ class Trainer:
 
     # ----------------------------------------------------------- evaluation
     def ema_generator(self):
-        with torch.random.fork_rng(devices=[]):  # building a model draws init weights: keep the
-            g = build_generator(self.cfg)  # training RNG untouched so resumed runs stay exact
-        g.load_state_dict(self.unwrapped(self.g).state_dict())  # buffers (batch-norm stats) from G
-        self.ema.copy_to(g.parameters())
-        return g.eval()
+        return ema_model(self.state())
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float, torch.Tensor]:
@@ -342,10 +339,7 @@ class Trainer:
 
     def export(self, directory: Path) -> None:
         """The EMA generator as a Hub folder: model.safetensors + config.json + README.md."""
-        g = self.ema_generator()
-        g.save_pretrained(directory)
-        card = directory / "README.md"
-        card.write_text(card.read_text() + checkpoint.training_card(dataclasses.asdict(self.cfg), self.step, self.wall))
+        export(self.state(), directory)
         log.info("exported the EMA generator to %s", directory)
 
 

@@ -1,0 +1,59 @@
+"""Export the EMA generator of a checkpoint as a Hub folder, without touching the run.
+
+    python -m train.export runs/generator/checkpoint.pt pretrained/gan-face-generator [--push-to-hub REPO_ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from train import checkpoint
+from train.config import TrainConfig
+
+
+def ema_model(state: dict):
+    """The generator of a checkpoint with its EMA weights (buffers from the trained model)."""
+    from train.train import build_generator
+
+    cfg = TrainConfig(**state["config"])
+    with torch.random.fork_rng(devices=[]):  # model construction must not move the caller's RNG
+        g = build_generator(cfg)
+    g.load_state_dict(state["g"])
+    for param, shadow in zip(g.parameters(), state["ema"]["shadow_params"]):
+        param.data.copy_(shadow)
+    return g.eval()
+
+
+def export(state: dict, directory: Path, command: str | None = None) -> None:
+    """model.safetensors + config.json + README.md (the card, with how these weights were made)."""
+    g = ema_model(state)
+    g.save_pretrained(directory)
+    card = Path(directory) / "README.md"
+    card.write_text(card.read_text() + checkpoint.training_card(state["config"], state["step"], state.get("wall", 0.0), command=command))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint")
+    p.add_argument("out", nargs="?", help="folder to write")
+    p.add_argument("--push-to-hub", default="", help="Hub repo id to push to (needs network and a token)")
+    p.add_argument("--command", default=None, help="the training command to record in the model card")
+    args = p.parse_args(argv)
+    try:
+        state = checkpoint.load(Path(args.checkpoint))
+        if args.out:
+            export(state, Path(args.out), args.command)
+        if args.push_to_hub:
+            ema_model(state).push_to_hub(args.push_to_hub)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
