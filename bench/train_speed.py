@@ -55,7 +55,7 @@ def main() -> None:
         print(f"D: {sum(p.numel() for p in d.parameters()) / 1e6:.2f} M params, {gflops(d, x):.3f} GFLOPs/image at 128 px")
         rss_before = peak_rss_mb()
         times = []
-        for i in range(args.steps):
+        for _ in range(args.steps):
             t = time.perf_counter()
             trainer.train_step(*trainer.sample_batch())
             times.append(time.perf_counter() - t)

@@ -118,6 +118,10 @@ class UNetGenerator(
             raise ValueError(f"height and width must be multiples of {self.multiple}, got {h}x{w}")
         if mask is None:
             mask = x.new_zeros(b, 1, h, w)
+        else:
+            # occluded pixels carry no information about the face (noise, a hand, a scratch):
+            # blank them (mid-grey), so the network fills them instead of learning to ignore them
+            x = x * (1 - mask)
         # 1. space-to-depth and stem
         feat = self.stem(F.pixel_unshuffle(torch.cat([x, mask], 1), 2))
         # 2. encoder: keep each level's output for the skip connections

@@ -3,11 +3,6 @@
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +10,6 @@ from PIL import Image
 
 from .conftest import ASTRONAUT
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -27,25 +21,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    from bench.load import start_server
+
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = dict(os.environ, PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("app.py exited:\n" + log.read_text())
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("app.py did not start in 120 s:\n" + log.read_text())
-    yield url, proc, log
+    try:
+        proc = start_server(port, log)
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield f"http://127.0.0.1:{port}/", proc, log
     proc.terminate()
     proc.wait(timeout=30)
     assert "Traceback" not in log.read_text(), log.read_text()

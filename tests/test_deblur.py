@@ -9,7 +9,7 @@ def official_layout(model: DeblurGenerator) -> dict:
     with the MobileNetV2 layers under both `fpn.features.N` and `fpn.encE.M`, and the three
     unused layers features.16-18 (MobileNetV2 160->160, 160->320 blocks and the 1x1 to 1280)."""
     state = dict(model.state_dict())
-    for e, (a, b) in enumerate(ENCODER_SLICES):
+    for e, (a, _) in enumerate(ENCODER_SLICES):
         for key, value in list(state.items()):
             prefix = f"fpn.enc{e}."
             if key.startswith(prefix):

@@ -55,7 +55,6 @@ def test_occlusion_area_in_range_and_rest_untouched(faces128, kind, area):
     assert (fractions >= area[0] - 0.01).all() and (fractions <= area[1]).all(), fractions
     outside = (mask == 0).expand_as(out)
     assert torch.equal(out[outside], faces128[outside])  # untouched outside the mask
-    inside = (mask == 1).expand_as(out)
     changed = (out - faces128).abs().sum(1, keepdim=True)[mask == 1] > 0
     assert changed.float().mean() > 0.9  # the occluder really paints over the face
 

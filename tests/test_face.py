@@ -3,7 +3,6 @@
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from gan_face.face import FaceDetector, align, feather_mask, paste_back, rescale_matrix, select_faces, template
 
