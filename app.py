@@ -1,8 +1,9 @@
 """gan-face web app: `python app.py`, or a Hugging Face Space (sdk: gradio, app_file: app.py).
 
 Environment: GAN_FACE_GENERATOR / GAN_FACE_DEBLUR (local folder or Hub repo id, default
-pretrained/), GAN_FACE_WEIGHTS (detector and Real-ESRGAN files), GAN_FACE_DOWNLOAD=1 to
-allow checked downloads of missing weights, PORT / GRADIO_SERVER_NAME.
+pretrained/), GAN_FACE_WEIGHTS (detector and Real-ESRGAN files; ../shared/weights when it
+exists), GAN_FACE_DOWNLOAD=0 to forbid downloading missing weights (downloads are checked
+against pinned sha256 values; a Space has no local weights), PORT / GRADIO_SERVER_NAME.
 """
 
 import os
@@ -17,7 +18,7 @@ restorer = FaceRestorer.from_pretrained(
     generator=os.environ.get("GAN_FACE_GENERATOR", DEFAULT_GENERATOR),
     deblur=os.environ.get("GAN_FACE_DEBLUR", DEFAULT_DEBLUR),
     weights=os.environ.get("GAN_FACE_WEIGHTS") or None,
-    download=os.environ.get("GAN_FACE_DOWNLOAD") == "1",
+    download=os.environ.get("GAN_FACE_DOWNLOAD", "1") == "1",
 )
 demo = create_demo(restorer)
 # a burst of users waits in the queue (at most 64), two requests run at a time (create_demo)

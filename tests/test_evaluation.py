@@ -35,10 +35,12 @@ def test_identity_distance_separates_people(test_faces):
     scorer = IdentityScorer()
     faces = test_faces.images.numpy()
     same = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if ids[names[i]] == ids[names[j]]]
-    different = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names)) if ids[names[i]] != ids[names[j]]][:20]
+    different = [(i, j) for i in range(8) for j in range(i + 1, 8) if ids[names[i]] != ids[names[j]]]
     assert same, "the first 40 test faces hold at least one person twice"
-    same_d = [scorer.distance(faces[i], faces[j]) for i, j in same]
-    diff_d = [scorer.distance(faces[i], faces[j]) for i, j in different]
+    used = sorted({k for pair in same + different for k in pair})
+    desc = {k: scorer.descriptor(faces[k]) for k in used}  # each face once: dlib is slow
+    same_d = [np.linalg.norm(desc[i] - desc[j]) for i, j in same]
+    diff_d = [np.linalg.norm(desc[i] - desc[j]) for i, j in different]
     assert np.median(same_d) < 0.6 < np.min(diff_d)  # dlib's same-person threshold
     assert scorer.distance(faces[0], faces[0]) < 1e-6
 
@@ -59,7 +61,8 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
     assert {"degraded input", "best classical", "ours: generator"} <= {r["kind"] for r in rows}
     for r in rows:
         assert 5 < float(r["psnr"]) < 60 and 0 < float(r["ssim"]) <= 1
-        assert 0 <= float(r["identity"]) < 1.5
+        if r["degradation"] in ("mixed", "occlusion"):  # scored for identity by default
+            assert 0 <= float(r["identity"]) < 1.5
     for name in ("results.md", "bars_psnr.png", "bars_ssim.png", "bars_identity.png", "contact_occlusion.png", "contact_low_light.png"):
         assert (out / name).is_file(), name
     text = report.read_text()
