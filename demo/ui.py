@@ -61,7 +61,7 @@ def read_editor(payload, editor: gr.ImageEditor) -> tuple[Photo, np.ndarray | No
 
 
 def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: int = 120) -> gr.Blocks:
-    """The app. `time_limit`: seconds a request may run before it is cancelled."""
+    """The app. `time_limit`: seconds a request may run before it is stopped with a message."""
 
     def restore(payload, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face):
         try:
@@ -75,9 +75,9 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 mask = painted if mask is None else mask | painted
             result = restorer(
                 image, mask=mask, upscale=float(upscale), realesrgan_background=realesrgan, fidelity=fidelity, lighting=lighting,
-                use_deblur=deblur, only_largest=largest, only_center=centre, min_face=min_face,
+                use_deblur=deblur, only_largest=largest, only_center=centre, min_face=min_face, time_limit=time_limit,
             )
-        except (ImageError, ValueError) as e:
+        except (ImageError, ValueError, TimeoutError) as e:
             raise gr.Error(str(e), print_exception=False) from None
         output = finish(photo, result.image)  # the input's alpha and grayness, like GFPGAN
         before = lanczos(image, result.image.shape[1] / image.shape[1])
@@ -96,7 +96,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             gr.Markdown("**Warning: untrained weights.** " + "; ".join(restorer.notes), elem_id="untrained-warning")
         elif restorer.notes:
             gr.Markdown("Note: " + "; ".join(restorer.notes))
-        gr.Markdown(limits_text())
+        gr.Markdown(f"{limits_text()} Each request may run {time_limit} s; bursts wait in a queue.")
         with gr.Row():
             with gr.Column():
                 editor = gr.ImageEditor(
@@ -130,7 +130,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 download = gr.File(label="Download PNG")
         inputs = [editor, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face]
         button.click(
-            restore, inputs, [output, slider, gallery, timings, download], api_name="restore", concurrency_limit=2, time_limit=time_limit,
+            restore, inputs, [output, slider, gallery, timings, download], api_name="restore", concurrency_limit=2,
             preprocess=False,  # the photo is decoded by gan_face.imageio (limits, EXIF, modes)
         )
         files = sorted(p for p in examples.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

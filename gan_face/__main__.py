@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--deblur-model", default=None, help="DeblurGAN-v2 folder or Hub repo id (default: pretrained/gan-face-deblur)")
     r.add_argument("--weights", default=None, help="folder with detector / Real-ESRGAN weights")
     r.add_argument("--download", action="store_true", help="allow checked downloads of missing weights")
+    r.add_argument("--time-limit", type=float, default=None, help="seconds per photo before it is skipped")
     r.add_argument("--max-pixels", type=int, default=MAX_PIXELS)
     r.add_argument("--max-bytes", type=int, default=MAX_BYTES)
     return p
@@ -77,9 +78,9 @@ def restore_command(args) -> int:
             result = restorer(
                 photo.rgb, upscale=args.upscale, realesrgan_background=args.realesrgan_background, fidelity=args.fidelity,
                 lighting=args.lighting, use_deblur=not args.no_deblur, only_largest=args.only_largest,
-                only_center=args.only_center, min_face=args.min_face,
+                only_center=args.only_center, min_face=args.min_face, time_limit=args.time_limit,
             )
-        except (ImageError, ValueError) as e:
+        except (ImageError, ValueError, TimeoutError) as e:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1
             continue

@@ -133,6 +133,7 @@ class FaceRestorer:
         only_largest: bool = False,
         only_center: bool = False,
         min_face: float = 0,
+        time_limit: float | None = None,
     ) -> Restoration:
         """Restore `image` ((H,W,3) uint8 RGB).
 
@@ -141,6 +142,8 @@ class FaceRestorer:
         realesrgan_background: upscale the background with Real-ESRGAN (slow) instead of Lanczos.
         fidelity: 0 = the generator's reconstruction, 1 = the deblurred input (outside the mask).
         lighting: 1 = the generator's lighting correction, 0 = keep the input's lighting.
+        time_limit: seconds; past it a TimeoutError stops the work between stages (and
+            between Real-ESRGAN tiles).
         """
         check_image(image)
         if not (0 <= fidelity <= 1 and 0 <= lighting <= 1):
@@ -150,11 +153,18 @@ class FaceRestorer:
         timings: dict[str, float] = {}
         tick = time.perf_counter()
 
+        deadline = None if time_limit is None else time.perf_counter() + time_limit
+
+        def check_time() -> None:
+            if deadline is not None and time.perf_counter() > deadline:
+                raise TimeoutError(f"the photo took longer than the {time_limit:.0f} s limit; try a smaller photo or without Real-ESRGAN")
+
         def lap(stage: str) -> None:
             nonlocal tick
             now = time.perf_counter()
             timings[stage] = timings.get(stage, 0.0) + now - tick
             tick = now
+            check_time()
 
         # 1. detect + align
         faces = select_faces(self.detector(image), image.shape, only_largest, only_center, min_face)
@@ -190,7 +200,7 @@ class FaceRestorer:
         if upscale == 1:
             background = image.copy()
         elif realesrgan_background and self.background.is_model:
-            background = self.background(image, outscale=upscale)
+            background = self.background(image, outscale=upscale, check=check_time)
         else:
             background = Upscaler(None, scale=upscale)(image)
         lap("upscale background")

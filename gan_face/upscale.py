@@ -80,30 +80,31 @@ class Upscaler:
     def is_model(self) -> bool:
         return self.model is not None
 
-    def __call__(self, image: np.ndarray, outscale: float | None = None) -> np.ndarray:
-        """Upscale by the model's factor, then resize to `outscale` x the input if given."""
+    def __call__(self, image: np.ndarray, outscale: float | None = None, check=None) -> np.ndarray:
+        """Upscale by the model's factor, then resize to `outscale` x the input if given.
+        `check` is called between tiles (it may raise to stop, e.g. on a time limit)."""
         h, w = image.shape[:2]
         outscale = outscale or self.scale
         if self.model is None:
             return lanczos(image, outscale)
-        out = from_unit(self.upscale_tensor(to_unit(image)))
+        out = from_unit(self.upscale_tensor(to_unit(image), check))
         if outscale != self.scale:
             out = np.asarray(Image.fromarray(out).resize((round(w * outscale), round(h * outscale)), Image.LANCZOS))
         return out
 
     @torch.inference_mode()
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+    def upscale_tensor(self, x: torch.Tensor, check=None) -> torch.Tensor:
         """(1,3,H,W) in [0,1] -> (1,3,sH,sW)."""
         p, s = self.pre_pad, self.scale
         h, w = x.shape[-2:]
         if p:
             x = F.pad(x, (p, p, p, p), mode="reflect" if min(h, w) > p else "replicate")
-        out = self.tiled(x) if self.tile and max(x.shape[-2:]) > self.tile else self.model(x)
+        out = self.tiled(x, check) if self.tile and max(x.shape[-2:]) > self.tile else self.model(x)
         if p:
             out = out[..., p * s : (p + h) * s, p * s : (p + w) * s]
         return out.clamp(0, 1)
 
-    def tiled(self, x: torch.Tensor) -> torch.Tensor:
+    def tiled(self, x: torch.Tensor, check=None) -> torch.Tensor:
         _, c, h, w = x.shape
         t, pad, s = self.tile, self.tile_pad, self.scale
         out = x.new_zeros(1, c, h * s, w * s)
@@ -112,6 +113,8 @@ class Upscaler:
                 y1, x1 = min(y0 + t, h), min(x0 + t, w)
                 # the tile plus its context, clipped to the image
                 cy0, cx0, cy1, cx1 = max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, h), min(x1 + pad, w)
+                if check is not None:
+                    check()
                 result = self.model(x[..., cy0:cy1, cx0:cx1])
                 out[..., y0 * s : y1 * s, x0 * s : x1 * s] = result[
                     ..., (y0 - cy0) * s : (y1 - cy0) * s, (x0 - cx0) * s : (x1 - cx0) * s

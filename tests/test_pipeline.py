@@ -73,3 +73,9 @@ def test_from_pretrained_without_weights_says_untrained(tmp_path):
     r = FaceRestorer.from_pretrained(generator=tmp_path / "none", deblur=tmp_path / "none", realesrgan_background=False)
     assert r.untrained
     assert any("untrained" in n for n in r.notes)
+
+
+def test_time_limit_stops_a_slow_request(restorer, astronaut):
+    with pytest.raises(TimeoutError, match="limit"):
+        restorer(astronaut, time_limit=0.0)
+    assert restorer(astronaut, upscale=1, time_limit=600).image.shape == astronaut.shape
