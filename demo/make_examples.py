@@ -20,7 +20,7 @@ OUT = Path(__file__).resolve().parent / "examples"
 def main() -> None:
     photo = to_unit(np.asarray(Image.open(SOURCE).convert("RGB")))
     g = torch.Generator().manual_seed(0)
-    blurred = degradations.motion_blur(photo, g, length=(40, 40), shake_prob=0.0, angle=(30, 30))
+    blurred = degradations.motion_blur(photo, g, length=(5, 5), shake_prob=0.0, angle=(30, 30))  # 20 px at 512 px
     Image.fromarray(from_unit(blurred)).save(OUT / "astronaut_motion_blur.jpg", quality=90)
     dark = degradations.lighting(photo, "left side", 0.8)
     small = torch.nn.functional.interpolate(dark, scale_factor=0.5, mode="area")
