@@ -143,3 +143,17 @@ def test_micro_must_divide_batch():
     assert result.returncode == 2
     assert "--batch 16 is not a multiple of --micro 5" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_command_writes_generator_and_discriminator(tmp_path):
+    from gan_face import PatchDiscriminator
+    from train.export import main as export_main
+
+    cfg = tiny(tmp_path, steps=2)
+    train(cfg)
+    code = export_main([str(Path(cfg.out) / "checkpoint.pt"), str(tmp_path / "g"), "--discriminator", str(tmp_path / "d"), "--command", "python -m train --steps 2"])
+    assert code == 0
+    UNetGenerator.from_pretrained(tmp_path / "g", strict=True)
+    PatchDiscriminator.from_pretrained(tmp_path / "d", strict=True)
+    assert "`python -m train --steps 2`" in (tmp_path / "g" / "README.md").read_text()
+    assert export_main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 1  # a clear error, no traceback

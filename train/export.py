@@ -1,6 +1,7 @@
 """Export the EMA generator of a checkpoint as a Hub folder, without touching the run.
 
     python -m train.export runs/generator/checkpoint.pt pretrained/gan-face-generator [--push-to-hub REPO_ID]
+        [--discriminator pretrained/gan-face-discriminator]
 """
 
 from __future__ import annotations
@@ -36,17 +37,30 @@ def export(state: dict, directory: Path, command: str | None = None) -> None:
     card.write_text(card.read_text() + checkpoint.training_card(state["config"], state["step"], state.get("wall", 0.0), command=command))
 
 
+def export_discriminator(state: dict, directory: Path) -> None:
+    """The discriminator as its own Hub folder (from_pretrained has no subfolder), to continue training."""
+    from train.train import build_discriminator
+
+    with torch.random.fork_rng(devices=[]):
+        d = build_discriminator(TrainConfig(**state["config"]))
+    d.load_state_dict(state["d"])
+    d.save_pretrained(directory)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint")
     p.add_argument("out", nargs="?", help="folder to write")
     p.add_argument("--push-to-hub", default="", help="Hub repo id to push to (needs network and a token)")
     p.add_argument("--command", default=None, help="the training command to record in the model card")
+    p.add_argument("--discriminator", default="", help="also write the discriminator to this folder")
     args = p.parse_args(argv)
     try:
         state = checkpoint.load(Path(args.checkpoint))
         if args.out:
             export(state, Path(args.out), args.command)
+        if args.discriminator:
+            export_discriminator(state, Path(args.discriminator))
         if args.push_to_hub:
             ema_model(state).push_to_hub(args.push_to_hub)
     except (ValueError, FileNotFoundError, OSError) as e:
