@@ -23,8 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gan_face.weights import SHARED  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-TEST_FACES = REPO.parent / "shared" / "data" / "faces" / "test"
+TEST_FACES = SHARED / "data" / "faces" / "test"
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:

@@ -24,8 +24,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan_face.pipeline import FaceRestorer  # noqa: E402
+from gan_face.weights import SHARED  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def group_photo() -> np.ndarray:

@@ -12,8 +12,9 @@ from PIL import Image
 
 from gan_face import degradations
 from gan_face.imageops import from_unit, to_unit
+from gan_face.weights import SHARED
 
-SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "astronaut.png"
+SOURCE = SHARED / "data" / "photos" / "astronaut.png"
 OUT = Path(__file__).resolve().parent / "examples"
 
 

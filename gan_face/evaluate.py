@@ -34,8 +34,8 @@ from gan_face.deblur import DeblurGenerator
 from gan_face.generator import UNetGenerator
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR
+from gan_face.weights import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TEST_FACES = SHARED / "data" / "faces" / "test"
 DEGRADATIONS = ("motion blur", "occlusion", *degradations.LIGHTING_CONDITIONS, "downscale x4", "mixed", "all")
 INPUT, OURS, OURS_DEBLUR = "degraded input", "ours: generator", "ours: deblur + generator"

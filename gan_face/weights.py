@@ -1,7 +1,8 @@
 """Where third-party weight files come from: a local folder first, else a checked download.
 
-The folder is `$GAN_FACE_WEIGHTS` if set, else `../shared/weights` beside the repository
-(this project's offline machines), else `~/.cache/gan_face/weights`. Downloads land in
+The folder is `$GAN_FACE_WEIGHTS` if set, else `weights/` in the shared folder
+(`$GAN_FACE_SHARED`, default `../shared` beside the repository: this project's offline
+machines), else `~/.cache/gan_face/weights`. Downloads land in
 `~/.cache/gan_face/weights` and are accepted only if their sha256 matches the pinned value.
 """
 
@@ -14,12 +15,14 @@ import urllib.request
 from pathlib import Path
 
 CACHE = Path(os.environ.get("GAN_FACE_CACHE", Path.home() / ".cache" / "gan_face"))
+# What the project provides beside the repository (data, weights): $GAN_FACE_SHARED or ../shared
+SHARED = Path(os.environ.get("GAN_FACE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
 
 def weights_dir() -> Path:
     if os.environ.get("GAN_FACE_WEIGHTS"):
         return Path(os.environ["GAN_FACE_WEIGHTS"])
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+    shared = SHARED / "weights"
     return shared if shared.is_dir() else CACHE / "weights"
 
 

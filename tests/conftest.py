@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-SHARED = Path(os.environ.get("GAN_FACE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+from gan_face.weights import SHARED  # noqa: E402 - $GAN_FACE_SHARED or ../shared
 TEST_FACES = SHARED / "data" / "faces" / "test"
 TRAIN_FACES = SHARED / "data" / "faces" / "train"
 ASTRONAUT = SHARED / "data" / "photos" / "astronaut.png"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from gan_face.weights import SHARED
+
 MODELS = ("generator", "deblur")
 GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")
 D_NORMS = ("batch", "instance", "batch+instance", "none")
