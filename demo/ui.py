@@ -79,6 +79,9 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             )
         except (ImageError, ValueError, TimeoutError) as e:
             raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:  # a bug: say so on the page, keep the traceback in the server log
+            log.exception("restore failed")
+            raise gr.Error(f"internal error ({type(e).__name__}); the server log has the details", print_exception=False) from None
         output = finish(photo, result.image)  # the input's alpha and grayness, like GFPGAN
         before = lanczos(image, result.image.shape[1] / image.shape[1])
         gallery = [(f.before, f"face {i + 1}: input") for i, f in enumerate(result.faces)]

@@ -13,6 +13,7 @@ corner, image-right mouth corner (facexlib's order).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class FaceDetector:
         self.weights = Path(weights) if weights else weights_dir()
         self.score_threshold = score_threshold
         self.backend = None
+        self._lock = threading.Lock()  # cv2.FaceDetectorYN keeps per-call state: one caller at a time
         errors = []
         if backend in ("auto", "retinaface"):
             try:
@@ -100,6 +102,10 @@ class FaceDetector:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
         bgr = np.ascontiguousarray(image[:, :, ::-1])
+        with self._lock:
+            return self._detect(bgr)
+
+    def _detect(self, bgr: np.ndarray) -> list[Face]:
         if self.backend == "retinaface":
             import torch
 
@@ -107,7 +113,7 @@ class FaceDetector:
                 rows = self._retinaface.detect_faces(bgr, conf_threshold=self.score_threshold)
             faces = [Face(np.asarray(r[:4], np.float32), float(r[4]), np.asarray(r[5:15], np.float32).reshape(5, 2)) for r in rows]
         else:
-            h, w = image.shape[:2]
+            h, w = bgr.shape[:2]
             self._yunet.setInputSize((w, h))
             _, rows = self._yunet.detect(bgr)
             rows = [] if rows is None else rows

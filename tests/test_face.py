@@ -89,3 +89,14 @@ def test_detector_rejects_bad_images(detector):
     with pytest.raises(ValueError, match="uint8 RGB"):
         detector(np.zeros((10, 10), np.uint8))
     assert detector(np.zeros((64, 64, 3), np.uint8)) == []
+
+
+def test_detector_is_safe_to_share_between_threads(detector):
+    # the app runs two requests at a time on one detector; YuNet keeps per-call state
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [load_rgb(p) for p in face_files(16)]
+    sequential = [len(detector(im)) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda im: len(detector(im)), images * 3))
+    assert threaded == sequential * 3
