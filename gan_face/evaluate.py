@@ -32,6 +32,8 @@ from gan_face import baselines, degradations
 from gan_face.dataset import AlignedFaces
 from gan_face.deblur import DeblurGenerator
 from gan_face.generator import UNetGenerator
+from gan_face.imageops import batch_from_unit as to_uint8
+from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR
 from gan_face.weights import SHARED
@@ -39,15 +41,6 @@ from gan_face.weights import SHARED
 TEST_FACES = SHARED / "data" / "faces" / "test"
 DEGRADATIONS = ("motion blur", "occlusion", *degradations.LIGHTING_CONDITIONS, "downscale x4", "mixed", "all")
 INPUT, OURS, OURS_DEBLUR = "degraded input", "ours: generator", "ours: deblur + generator"
-
-
-def to_uint8(t: torch.Tensor) -> np.ndarray:
-    """(N,3,H,W) in [0,1] -> (N,H,W,3) uint8."""
-    return (t.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def to_unit(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
 
 
 def degrade(name: str, clean: torch.Tensor, seed: int) -> dict:

@@ -115,10 +115,6 @@ def from_array(array: np.ndarray, max_pixels: int = MAX_PIXELS) -> Photo:
     return Photo(np.ascontiguousarray(a), None, False)
 
 
-def to_rgb(photo: Photo) -> tuple[np.ndarray, np.ndarray | None]:
-    return photo.rgb, photo.alpha
-
-
 def finish(photo: Photo, restored: np.ndarray) -> np.ndarray:
     """Give the restored RGB the input's alpha (resized) and grayness back."""
     out = restored

@@ -24,6 +24,11 @@ def batch_to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).float() / 255.0
 
 
+def batch_from_unit(t: torch.Tensor) -> np.ndarray:
+    """(B,3,H,W) in [0,1] -> (B,H,W,3) uint8 RGB, rounded."""
+    return (t.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
 def from_unit(t: torch.Tensor) -> np.ndarray:
     """(1,3,H,W) or (3,H,W) in [0,1] -> (H,W,3) uint8 RGB, rounded."""
     if t.ndim == 4:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from gan_face.deblur import DeblurGenerator
 from gan_face.face import FaceDetector, align, paste_back, rescale_matrix, select_faces
 from gan_face.generator import UNetGenerator
-from gan_face.imageops import signed_to_unit, unit_to_signed
+from gan_face.imageops import batch_from_unit, batch_to_unit, signed_to_unit, unit_to_signed
 from gan_face.upscale import Upscaler
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class FaceRestorer:
 
         restored = []
         if faces:
-            x = unit_to_signed(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255)
+            x = unit_to_signed(batch_to_unit(np.stack(crops)))
             m = torch.from_numpy(np.stack(masks))[:, None].float() if masks else None
             # 2. deblur
             deblurred = self.deblur(x) if use_deblur and self.deblur is not None else x
@@ -193,7 +193,7 @@ class FaceRestorer:
                 out = blend(out, deblurred, m, fidelity, lighting)
             lap("generator")
             # 4a. upscale the faces
-            restored = [self.face_upscaler(face) for face in to_uint8(out)]
+            restored = [self.face_upscaler(face) for face in batch_from_unit(signed_to_unit(out))]
             lap("upscale faces")
 
         # 4b. upscale the background
@@ -237,10 +237,6 @@ def blend(restored: torch.Tensor, source: torch.Tensor, mask, fidelity: float, l
     if lighting < 1:
         out = out + (1 - lighting) * (low_frequencies(source) - low_frequencies(restored))
     return out.clamp(-1, 1)
-
-
-def to_uint8(batch: torch.Tensor) -> list[np.ndarray]:
-    return list((signed_to_unit(batch).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
 def check_image(image) -> None:
