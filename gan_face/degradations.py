@@ -419,17 +419,30 @@ TRAINING_KINDS = ("lighting", "occlusion", "motion blur", "downscale", "mixed")
 
 
 def random_degradation(
-    img: torch.Tensor, generator: torch.Generator, p_second: float = 0.3, everything: bool = False
+    img: torch.Tensor,
+    generator: torch.Generator,
+    p_second: float = 0.3,
+    everything: bool = False,
+    weights: list[float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training degradation: each image gets one of TRAINING_KINDS, and with probability
-    `p_second` a second one (`everything`: all of them), applied in the order lighting ->
-    occluder -> motion blur -> downscale -> GFPGAN mix. Mostly single degradations, so the
-    model learns to undo each one, plus combinations. Returns (degraded, mask)."""
+    """Training degradation: each image gets one of TRAINING_KINDS (uniformly, or in
+    proportion to `weights`), and with probability `p_second` a second one (`everything`:
+    all of them), applied in the order lighting -> occluder -> motion blur -> downscale ->
+    GFPGAN mix. Mostly single degradations, so the model learns to undo each one, plus
+    combinations. Returns (degraded, mask)."""
     _check(img)
     b, n = img.shape[0], len(TRAINING_KINDS)
+
+    def pick() -> torch.Tensor:
+        if weights is None:
+            return torch.randint(n, (b,), generator=generator)
+        if len(weights) != n or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights must be {n} non-negative numbers (one per {TRAINING_KINDS}), got {weights!r}")
+        return torch.multinomial(torch.tensor(weights, dtype=torch.float), b, replacement=True, generator=generator)
+
     chosen = torch.zeros(b, n, dtype=torch.bool)
-    chosen[torch.arange(b), torch.randint(n, (b,), generator=generator)] = True
-    second = torch.randint(n, (b,), generator=generator)
+    chosen[torch.arange(b), pick()] = True
+    second = pick()
     add = torch.rand(b, generator=generator) < p_second
     chosen[torch.arange(b)[add], second[add]] = True
     if everything:

@@ -2,7 +2,8 @@
 
     face (3) + occlusion mask (1)
         |  pixel-unshuffle x2  (space-to-depth: full-res detail for free, 4x fewer FLOPs)
-      stem ----------------------------------------------------------- head -> pixel-shuffle -> + input (global residual)
+      stem ----------------------------------------------------------- head -> pixel-shuffle -> + relit input (global residual)
+        |                                                             gain -> x2 -> exp -> x input (relighting)
         | level 0  (H/2, channels[0])  ----- skip ----->  merge(cat) -|
         |  down                                                        ^ up
         | level 1  (H/4, channels[1])  ----- skip ----->  merge(cat) -|
@@ -46,6 +47,19 @@ class ConvBlock(nn.Sequential):
         super().__init__(nn.Conv2d(cin, cout, 3, stride, 1), make_norm(norm, cout), nn.SiLU())
 
 
+class ResBlock(nn.Module):
+    """x + conv(SiLU(norm(conv(x)))): the identity path carries the input's absolute
+    brightness through the whole network (a normalised plain stack would discard it,
+    and with it what the lighting correction needs)."""
+
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.body = nn.Sequential(ConvBlock(channels, channels, norm), nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 class UNetGenerator(
     nn.Module,
     HubModel,
@@ -61,9 +75,13 @@ class UNetGenerator(
     Args:
         image_channels: colour channels of the face in and out (3 for RGB).
         channels: width of each U-Net level, from the highest resolution down.
-        blocks: conv blocks per encoder level (the decoder merges with one block plus `blocks - 1`).
-        norm: "group", "instance" or "none"; never batch norm (see `make_norm`).
+        blocks: residual blocks per level, in the encoder and after each decoder merge.
+        norm: "none" (default: normalisation hurts restoration, as EDSR found for
+            super-resolution), "group" or "instance"; never batch norm (see `make_norm`).
         out_scale: 1 returns the face at input size, 2 at twice the size.
+        relight: also predict a per-pixel, per-channel gain that multiplies the input
+            before the residual is added. Lighting is multiplicative: an additive residual
+            would have to redraw every detail of a dark face brighter, a gain scales it.
     """
 
     def __init__(
@@ -71,9 +89,10 @@ class UNetGenerator(
         *,
         image_channels: int = 3,
         channels: tuple[int, ...] | list[int] = (16, 32, 64, 128, 256),
-        blocks: int = 2,
-        norm: str = "group",
+        blocks: int = 1,
+        norm: str = "none",
         out_scale: int = 1,
+        relight: bool = True,
     ):
         super().__init__()
         if out_scale not in (1, 2):
@@ -89,19 +108,21 @@ class UNetGenerator(
 
         # +1 input channel: the occlusion mask (1 = unknown pixel). x4 from the pixel-unshuffle.
         self.stem = nn.Conv2d((image_channels + 1) * 4, channels[0], 3, 1, 1)
-        self.encoder = nn.ModuleList(
-            nn.Sequential(*[ConvBlock(c, c, norm) for _ in range(blocks)]) for c in channels
-        )
+        self.encoder = nn.ModuleList(nn.Sequential(*[ResBlock(c, norm) for _ in range(blocks)]) for c in channels)
         self.down = nn.ModuleList(ConvBlock(a, b, norm, stride=2) for a, b in zip(channels[:-1], channels[1:]))
         self.merge = nn.ModuleList(
-            nn.Sequential(ConvBlock(a + b, a, norm), *[ConvBlock(a, a, norm) for _ in range(blocks - 1)])
+            nn.Sequential(ConvBlock(a + b, a, norm), *[ResBlock(a, norm) for _ in range(blocks)])
             for a, b in zip(channels[:-1], channels[1:])
         )
         shuffle = 2 * out_scale  # undo the unshuffle, and upscale once more for out_scale=2
         self.head = nn.Conv2d(channels[0], image_channels * shuffle * shuffle, 3, 1, 1)
         self.shuffle = nn.PixelShuffle(shuffle)
-        nn.init.zeros_(self.head.weight)  # start as the identity (global residual), a stable GAN start
-        nn.init.zeros_(self.head.bias)
+        # log-gain at half resolution (upsampled: shading is smooth), None without relighting
+        self.gain = nn.Conv2d(channels[0], image_channels, 3, 1, 1) if relight else None
+        for conv in (self.head, self.gain):  # start as the identity: a stable GAN start
+            if conv is not None:
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
 
     @property
     def multiple(self) -> int:
@@ -135,7 +156,11 @@ class UNetGenerator(
         for i in reversed(range(len(self.merge))):
             feat = F.interpolate(feat, scale_factor=2.0, mode="bilinear", align_corners=False)
             feat = self.merge[i](torch.cat([feat, skips[i]], 1))
-        # 4. head + global residual
-        residual = self.shuffle(self.head(feat))
-        base = x if self.out_scale == 1 else F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        return base + residual
+        # 4. relit input + residual (the head)
+        base = x
+        if self.gain is not None:
+            log_gain = F.interpolate(self.gain(feat), scale_factor=2.0, mode="bilinear", align_corners=False)
+            base = (x + 1) * torch.exp(log_gain.clamp(-4, 4)) - 1  # gain on [0,1] intensities
+        if self.out_scale == 2:
+            base = F.interpolate(base, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return base + self.shuffle(self.head(feat))

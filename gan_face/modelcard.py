@@ -11,8 +11,9 @@ GENERATOR_CARD = """---
 
 # gan-face generator
 
-A U-Net with skip connections that reconstructs an aligned face (motion blur,
-occlusions, uneven lighting, low resolution). Input: a face aligned to the FFHQ
+A U-Net with skip connections and residual blocks that reconstructs an aligned face
+(motion blur, occlusions, uneven lighting, low resolution). It predicts a per-pixel gain
+that relights the input and a residual added to it. Input: a face aligned to the FFHQ
 5-point template, RGB in [-1, 1], plus an optional occlusion mask (1 = unknown pixel).
 
 ## Usage

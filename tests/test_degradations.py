@@ -140,6 +140,18 @@ def test_same_seed_same_output(faces128):
     assert not torch.equal(a, c)
 
 
+def test_kind_weights_choose_the_degradations(faces128):
+    only_occlusion = [0.0, 1.0, 0.0, 0.0, 0.0]  # order of D.TRAINING_KINDS
+    assert D.TRAINING_KINDS[1] == "occlusion"
+    out, mask = D.random_degradation(faces128, gen(3), weights=only_occlusion)
+    assert (mask.flatten(1).amax(1) == 1).all()  # every image occluded...
+    assert torch.equal(out * (1 - mask), faces128 * (1 - mask))  # ...and nothing else changed
+    _, mask = D.random_degradation(faces128, gen(3), weights=[1.0, 0.0, 1.0, 1.0, 1.0])
+    assert mask.sum() == 0
+    with pytest.raises(ValueError, match="weights"):
+        D.random_degradation(faces128, gen(3), weights=[1.0, 1.0])
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="B,3,H,W"):
         D.motion_blur(torch.zeros(3, 32, 32), gen())

@@ -14,6 +14,7 @@ from gan_face import UNetGenerator
 from train import checkpoint
 from train.config import TrainConfig
 from gan_face.dataset import AlignedFaces
+from train.export import export
 from train.train import Trainer, train
 
 from .conftest import TRAIN_FACES, face_files
@@ -110,12 +111,42 @@ def test_export_writes_a_loadable_hub_folder(tmp_path):
     assert g.depth == 2
     card = (tmp_path / "export" / "README.md").read_text()
     assert "## Training" in card and "steps: 2 at batch 4" in card
+    # exporting again into the same folder replaces the card instead of appending to it
+    export(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "export", command="python -m train again")
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert card.count("## Training") == 1 and "python -m train again" in card
 
 
 def test_resume_refuses_a_different_architecture(tmp_path):
     train(tiny(tmp_path, steps=2))
     with pytest.raises(ValueError, match="g_channels"):
         Trainer(tiny(tmp_path, steps=3, resume="latest", g_channels=[8, 32]))
+
+
+def test_init_from_adds_the_gain_path_to_a_run_without_it(tmp_path):
+    """Fine-tuning a run that had no relighting path: same faces out at the start
+    (the new gain layer starts as the identity), then it trains, and the card counts both runs."""
+    first = train(tiny(tmp_path, steps=2, g_relight=False, out=str(tmp_path / "first")))
+    assert first["step"] == 2
+    source = checkpoint.load(tmp_path / "first" / "checkpoint.pt")
+    cfg = tiny(tmp_path, steps=2, out=str(tmp_path / "second"), init_from=str(tmp_path / "first" / "checkpoint.pt"), export=str(tmp_path / "export"))
+    trainer = Trainer(cfg)
+    old = UNetGenerator(channels=[8, 16], blocks=1, relight=False)
+    old.load_state_dict(source["g"])
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(trainer.g(x), old(x), atol=1e-6)
+    assert trainer.g.gain is not None and trainer.step == 0
+    trainer.run()
+    assert trainer.g.gain.weight.abs().sum() > 0  # the new layer learns
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "initialised from" in card and "steps: 4 at batch 4" in card
+
+
+def test_init_from_refuses_weights_of_another_model(tmp_path):
+    train(tiny(tmp_path, steps=2, g_channels=[8, 32]))
+    with pytest.raises(ValueError, match="init_from"):
+        Trainer(tiny(tmp_path, steps=2, out=str(tmp_path / "other"), init_from=str(tmp_path / "run" / "checkpoint.pt")))
 
 
 def test_corrupt_images_are_skipped_and_named(tmp_path):
@@ -132,6 +163,15 @@ def test_corrupt_images_are_skipped_and_named(tmp_path):
     assert "truncated.jpg" in messages and "notes.jpg" in messages
     assert len(data) == 6 and len(data.corrupt) == 2
     assert data.images.shape == (6, 64, 64, 3)
+
+
+def test_boolean_flags_parse_false():
+    from train.config import parse_args
+
+    assert parse_args(["--g_relight", "false"]).g_relight is False
+    assert parse_args(["--g_relight", "True"]).g_relight is True
+    with pytest.raises(SystemExit):
+        parse_args(["--g_relight", "maybe"])
 
 
 def test_micro_must_divide_batch():

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 # Fields that change the networks: a checkpoint only resumes into the same values.
-ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_out_scale", "d_channels", "d_max_channels", "d_layers", "d_norm")
+ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_norm", "g_relight", "g_out_scale", "d_channels", "d_max_channels", "d_layers", "d_norm")
 
 
 def save(state: dict, path: Path) -> None:
@@ -49,15 +49,28 @@ def load(path: Path) -> dict:
     return state
 
 
+# fields added after checkpoints were written with them missing, and what those checkpoints used
+LEGACY = {"g_relight": False}
+
+
+def config_of(state: dict) -> dict:
+    """A checkpoint's training config, with the values that older checkpoints implied."""
+    return {**LEGACY, **state["config"]}
+
+
 def check_compatible(saved: dict, current: dict, path: Path) -> None:
     """Refuse to resume into a different architecture, naming what differs."""
+    saved = {**LEGACY, **saved}
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in ARCHITECTURE_FIELDS if saved.get(k) != current.get(k)]
     if diff:
         raise ValueError(f"checkpoint {path} was trained with a different architecture ({'; '.join(diff)})")
 
 
-def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None) -> str:
+def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None) -> str:
     """The measured part of an exported model card: how these weights were made."""
+    if init:  # fine-tuned: count the run it started from too
+        extra = f"- initialised from: `{init['from']}` (step {init['step']}, {init['wall'] / 3600:.2f} h; steps and wall time above include it)\n" + extra
+        step, wall_seconds = step + init["step"], wall_seconds + init["wall"]
     if command is None:
         running_train = sys.argv[0].endswith(("train", "train/__main__.py"))
         command = "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if running_train else "python -m train (called from Python)"
@@ -70,6 +83,7 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
+- degradations: `gan_face.degradations.random_degradation`, lighting drawn {cfg.get('lighting_weight', 1.0):g}x as often as each other kind
 - losses: L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']} + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})
 {extra}"""

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from gan_face.generator import NORMS as G_NORMS
 from gan_face.weights import SHARED
 
 MODELS = ("generator", "deblur")
@@ -35,6 +36,9 @@ class TrainConfig:
     lr_schedule: str = "constant_with_warmup"
     warmup_steps: int = 200
     ema_decay: float = 0.999
+    # how often each degradation kind is drawn, relative to the others (gan_face.degradations.TRAINING_KINDS):
+    # under an L1 loss a look that is rarely a degradation (a face lit from one side) is left as it is
+    lighting_weight: float = 1.0
     # losses
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
@@ -47,7 +51,9 @@ class TrainConfig:
     d_noise_anneal: int = 5000  # ...annealed linearly to 0 over this many steps
     # architectures
     g_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
-    g_blocks: int = 2
+    g_blocks: int = 1
+    g_norm: str = "none"
+    g_relight: bool = True  # the generator's multiplicative gain path (see UNetGenerator)
     g_out_scale: int = 1
     d_channels: int = 32
     d_max_channels: int = 128
@@ -59,6 +65,7 @@ class TrainConfig:
     sample_every: int = 200
     log_every: int = 10
     resume: str = ""  # "latest" (OUT/checkpoint.pt) or a checkpoint path
+    init_from: str = ""  # fine-tune: start G and D from this checkpoint.pt (new layers keep their init)
     export: str = ""  # write the EMA generator here as a Hub folder at the end
     push_to_hub: str = ""  # push the EMA generator to this Hub repo id at the end
     threads: int = 0  # torch CPU threads (0 = torch's default)
@@ -75,8 +82,10 @@ class TrainConfig:
             f"--batch {self.batch} is not a multiple of --micro {self.micro}: batch must equal micro x accumulation steps",
         )
         need(self.gp in GRADIENT_PENALTIES, f"--gp must be one of {GRADIENT_PENALTIES}, got {self.gp!r}")
+        need(self.g_norm in G_NORMS, f"--g_norm must be one of {G_NORMS}, got {self.g_norm!r}")
         need(self.d_norm in D_NORMS, f"--d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
         need(self.size % 32 == 0 and self.size >= 32, f"--size must be a multiple of 32, got {self.size}")
+        need(self.lighting_weight >= 0, f"--lighting_weight must be >= 0, got {self.lighting_weight}")
         need(self.steps > 0, f"--steps must be positive, got {self.steps}")
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")
         need(0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1), got {self.ema_decay}")
@@ -85,6 +94,13 @@ class TrainConfig:
     @property
     def accumulation(self) -> int:
         return self.batch // self.micro
+
+
+def _boolean(text: str) -> bool:
+    values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return values[text.lower()]
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -97,6 +113,8 @@ def parse_args(argv=None) -> TrainConfig:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, list):
             parser.add_argument(f"--{f.name}", type=int, nargs="+", default=default)
+        elif isinstance(default, bool):  # type=bool would read "False" as True
+            parser.add_argument(f"--{f.name}", type=_boolean, default=default, metavar="{true,false}")
         else:
             parser.add_argument(f"--{f.name}", type=type(default), default=default)
     cfg = TrainConfig(**vars(parser.parse_args(argv)))

@@ -20,7 +20,7 @@ def ema_model(state: dict):
     """The generator of a checkpoint with its EMA weights (buffers from the trained model)."""
     from train.train import build_generator
 
-    cfg = TrainConfig(**state["config"])
+    cfg = TrainConfig(**checkpoint.config_of(state))
     with torch.random.fork_rng(devices=[]):  # model construction must not move the caller's RNG
         g = build_generator(cfg)
     g.load_state_dict(state["g"])
@@ -32,9 +32,11 @@ def ema_model(state: dict):
 def export(state: dict, directory: Path, command: str | None = None) -> None:
     """model.safetensors + config.json + README.md (the card, with how these weights were made)."""
     g = ema_model(state)
+    # save_pretrained keeps an existing README.md: remove it, or an older card would stay
+    (Path(directory) / "README.md").unlink(missing_ok=True)
     g.save_pretrained(directory)
     card = Path(directory) / "README.md"
-    card.write_text(card.read_text() + checkpoint.training_card(state["config"], state["step"], state.get("wall", 0.0), command=command))
+    card.write_text(card.read_text() + checkpoint.training_card(state["config"], state["step"], state.get("wall", 0.0), command=command, init=state.get("init")))
 
 
 def export_discriminator(state: dict, directory: Path) -> None:
@@ -42,7 +44,7 @@ def export_discriminator(state: dict, directory: Path) -> None:
     from train.train import build_discriminator
 
     with torch.random.fork_rng(devices=[]):
-        d = build_discriminator(TrainConfig(**state["config"]))
+        d = build_discriminator(TrainConfig(**checkpoint.config_of(state)))
     d.load_state_dict(state["d"])
     d.save_pretrained(directory)
 

@@ -43,7 +43,7 @@ CSV_FIELDS = ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "a
 def build_generator(cfg: TrainConfig):
     if cfg.model == "deblur":
         return DeblurGenerator()
-    return UNetGenerator(channels=cfg.g_channels, blocks=cfg.g_blocks, out_scale=cfg.g_out_scale)
+    return UNetGenerator(channels=cfg.g_channels, blocks=cfg.g_blocks, norm=cfg.g_norm, out_scale=cfg.g_out_scale, relight=cfg.g_relight)
 
 
 def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:
@@ -54,7 +54,8 @@ def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator):
     """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on."""
     if cfg.model == "deblur":
         return degradations.motion_blur(hq, generator), None
-    lq, mask = degradations.random_degradation(hq, generator)
+    weights = None if cfg.lighting_weight == 1 else [cfg.lighting_weight if k == "lighting" else 1.0 for k in degradations.TRAINING_KINDS]
+    lq, mask = degradations.random_degradation(hq, generator, weights=weights)
     if cfg.g_out_scale == 2:  # the generator also upsamples: feed it a half-size input
         lq = F.interpolate(lq, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
         mask = F.interpolate(mask, scale_factor=0.5, mode="nearest")
@@ -88,6 +89,7 @@ class Trainer:
         self.val_idx, self.train_idx = order[:n_val], order[n_val:]
 
         self.g, self.d = build_generator(cfg), build_discriminator(cfg)
+        self.init = self.init_weights(Path(cfg.init_from)) if cfg.init_from and not cfg.resume else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
@@ -124,6 +126,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(),
             "sched_d": self.sched_d.state_dict(),
+            "init": self.init,
             "rng": {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(), "degrade": self.degrade_rng.get_state()},
         }
 
@@ -143,9 +146,25 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.data_rng.set_state(state["rng"]["data"])
         self.degrade_rng.set_state(state["rng"]["degrade"])
-        self.step, self.wall = state["step"], state.get("wall", 0.0)
+        self.step, self.wall, self.init = state["step"], state.get("wall", 0.0), state.get("init")
         self.truncate_log()
         log.info("resumed from %s at step %d", path, self.step)
+
+    def init_weights(self, path: Path) -> dict:
+        """Fine-tuning start: G and D weights of another run's checkpoint. G may have layers
+        that run lacked (they keep their identity init); anything else that does not fit is
+        an error. Optimisers, schedule and EMA start fresh."""
+        state = checkpoint.load(path)
+        try:
+            missing, unexpected = self.g.load_state_dict(state["g"], strict=False)
+            self.d.load_state_dict(state["d"])
+        except RuntimeError as e:
+            raise ValueError(f"--init_from {path} does not fit these models: {e}") from e
+        if unexpected:
+            raise ValueError(f"--init_from {path} has generator weights this model lacks: {unexpected}")
+        log.info("initialised from %s (step %d); new generator layers: %s", path, state["step"], missing or "none")
+        before = state.get("init") or {"step": 0, "wall": 0.0}  # that run may itself be a fine-tune
+        return {"from": str(path), "step": state["step"] + before["step"], "wall": state.get("wall", 0.0) + before["wall"]}
 
     def save(self) -> None:
         checkpoint.save(self.state(), self.out / "checkpoint.pt")
