@@ -63,7 +63,7 @@ def test_discriminator_noise_injection_only_in_training():
 @pytest.mark.parametrize(
     "cls,kwargs,shape",
     [
-        (UNetGenerator, dict(image_channels=3, channels=[8, 16], blocks=2, norm="instance", out_scale=2), (1, 3, 32, 32)),
+        (UNetGenerator, dict(image_channels=3, channels=[8, 16], blocks=2, norm="instance", out_scale=2, relight=True), (1, 3, 32, 32)),
         (PatchDiscriminator, dict(in_channels=3, base_channels=8, max_channels=16, n_layers=2, norm="batch+instance", noise_injection=False), (2, 3, 64, 64)),
         (DeblurGenerator, dict(num_filters=16, num_filters_fpn=32, norm="instance"), (1, 3, 64, 64)),
     ],
