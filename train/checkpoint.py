@@ -60,7 +60,6 @@ def config_of(state: dict) -> dict:
 
 def check_compatible(saved: dict, current: dict, path: Path) -> None:
     """Refuse to resume into a different architecture, naming what differs."""
-    saved = {**LEGACY, **saved}
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in ARCHITECTURE_FIELDS if saved.get(k) != current.get(k)]
     if diff:
         raise ValueError(f"checkpoint {path} was trained with a different architecture ({'; '.join(diff)})")

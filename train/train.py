@@ -132,7 +132,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = checkpoint.load(path)
-        checkpoint.check_compatible(state["config"], dataclasses.asdict(self.cfg), path)
+        checkpoint.check_compatible(checkpoint.config_of(state), dataclasses.asdict(self.cfg), path)
         try:
             self.unwrapped(self.g).load_state_dict(state["g"])
             self.unwrapped(self.d).load_state_dict(state["d"])
