@@ -1,6 +1,7 @@
 """Real training steps on real faces, with tiny models."""
 
 import csv
+import dataclasses
 import math
 import shutil
 import subprocess
@@ -172,6 +173,21 @@ def test_boolean_flags_parse_false():
     assert parse_args(["--g_relight", "True"]).g_relight is True
     with pytest.raises(SystemExit):
         parse_args(["--g_relight", "maybe"])
+
+
+def test_degradation_weight_flags_choose_what_training_sees(faces128):
+    from train.config import parse_args
+    from train.train import degrade
+
+    only_occlusion = parse_args(["--lighting_weight", "0", "--blur_weight", "0", "--downscale_weight", "0", "--mixed_weight", "0"])
+    _, mask = degrade(only_occlusion, faces128, torch.Generator().manual_seed(0))
+    assert (mask.flatten(1).amax(1) > 0).all()  # every face got an occluder
+    no_occlusion = parse_args(["--occlusion_weight", "0"])
+    _, mask = degrade(no_occlusion, faces128, torch.Generator().manual_seed(0))
+    assert mask.max() == 0
+    assert "occlusion 0, motion blur 1" in checkpoint.training_card(dataclasses.asdict(no_occlusion), 1, 1.0, command="x")
+    with pytest.raises(ValueError, match="--blur_weight must be >= 0"):
+        TrainConfig(blur_weight=-1).validate()
 
 
 def test_micro_must_divide_batch():

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import torch
 
+from gan_face.degradations import TRAINING_KINDS
+from train.config import KIND_WEIGHT_FLAGS
+
 # Fields that change the networks: a checkpoint only resumes into the same values.
 ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_norm", "g_relight", "g_out_scale", "d_channels", "d_max_channels", "d_layers", "d_norm")
 
@@ -65,6 +68,10 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
         raise ValueError(f"checkpoint {path} was trained with a different architecture ({'; '.join(diff)})")
 
 
+def _kind_mix(cfg: dict) -> str:
+    return ", ".join(f"{kind} {cfg.get(flag, 1.0):g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
+
+
 def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None) -> str:
     """The measured part of an exported model card: how these weights were made."""
     if init:  # fine-tuned: count the run it started from too
@@ -82,7 +89,7 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
-- degradations: `gan_face.degradations.random_degradation`, lighting drawn {cfg.get('lighting_weight', 1.0):g}x as often as each other kind
+- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}
 - losses: L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']} + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})
 {extra}"""

@@ -12,6 +12,8 @@ from gan_face.weights import SHARED
 MODELS = ("generator", "deblur")
 GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")
 D_NORMS = ("batch", "instance", "batch+instance", "none")
+# one flag per gan_face.degradations.TRAINING_KINDS entry, same order
+KIND_WEIGHT_FLAGS = ("lighting_weight", "occlusion_weight", "blur_weight", "downscale_weight", "mixed_weight")
 
 
 @dataclass
@@ -37,8 +39,13 @@ class TrainConfig:
     warmup_steps: int = 200
     ema_decay: float = 0.999
     # how often each degradation kind is drawn, relative to the others (gan_face.degradations.TRAINING_KINDS):
-    # under an L1 loss a look that is rarely a degradation (a face lit from one side) is left as it is
+    # under an L1 loss a look that is rarely a degradation (a face lit from one side) is left as it is,
+    # so the kinds a model should undo best are drawn more often
     lighting_weight: float = 1.0
+    occlusion_weight: float = 1.0
+    blur_weight: float = 1.0
+    downscale_weight: float = 1.0
+    mixed_weight: float = 1.0
     # losses
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
@@ -85,11 +92,18 @@ class TrainConfig:
         need(self.g_norm in G_NORMS, f"--g_norm must be one of {G_NORMS}, got {self.g_norm!r}")
         need(self.d_norm in D_NORMS, f"--d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
         need(self.size % 32 == 0 and self.size >= 32, f"--size must be a multiple of 32, got {self.size}")
-        need(self.lighting_weight >= 0, f"--lighting_weight must be >= 0, got {self.lighting_weight}")
+        for name, w in zip(KIND_WEIGHT_FLAGS, self.kind_weights):
+            need(w >= 0, f"--{name} must be >= 0, got {w}")
+        need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
         need(self.steps > 0, f"--steps must be positive, got {self.steps}")
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")
         need(0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1), got {self.ema_decay}")
         need(self.g_out_scale in (1, 2), f"--g_out_scale must be 1 or 2, got {self.g_out_scale}")
+
+    @property
+    def kind_weights(self) -> list[float]:
+        """How often each of gan_face.degradations.TRAINING_KINDS is drawn, in that order."""
+        return [getattr(self, name) for name in KIND_WEIGHT_FLAGS]
 
     @property
     def accumulation(self) -> int:

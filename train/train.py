@@ -54,7 +54,8 @@ def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator):
     """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on."""
     if cfg.model == "deblur":
         return degradations.motion_blur(hq, generator), None
-    weights = None if cfg.lighting_weight == 1 else [cfg.lighting_weight if k == "lighting" else 1.0 for k in degradations.TRAINING_KINDS]
+    weights = cfg.kind_weights
+    weights = None if set(weights) == {1.0} else weights  # None: uniform, the draws of runs before the weight flags
     lq, mask = degradations.random_degradation(hq, generator, weights=weights)
     if cfg.g_out_scale == 2:  # the generator also upsamples: feed it a half-size input
         lq = F.interpolate(lq, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
