@@ -73,6 +73,26 @@ def test_paste_back_into_an_upscaled_photo_has_no_seam(detector, astronaut):
     assert np.abs(np.diff(row)).max() <= 12  # no step anywhere
 
 
+def test_paste_back_of_faces_cut_by_the_border_matches_a_whole_frame_blend():
+    # paste_back warps only the box each face lands in; it must equal blending whole frames,
+    # also for faces hanging over the photo's edges or lying entirely outside it
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (200, 300, 3), np.uint8)
+    crops = [rng.integers(0, 256, (64, 64, 3), np.uint8) for _ in range(4)]
+    angle = np.deg2rad(20)
+    rotation = 1.3 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrices = [np.c_[rotation, -rotation @ np.array(at)] for at in ([-20, 50], [150, 90], [270, 170], [900, 900])]
+    expected = photo.astype(np.float32)
+    for crop, matrix in zip(crops, matrices):
+        inverse = cv2.invertAffineTransform(matrix)
+        warped = cv2.warpAffine(crop.astype(np.float32), inverse, (300, 200), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.warpAffine(feather_mask(64), inverse, (300, 200), flags=cv2.INTER_LINEAR)[..., None]
+        expected = mask * warped + (1 - mask) * expected
+    out = paste_back(photo, crops, matrices)
+    assert np.abs(out.astype(int) - np.clip(expected + 0.5, 0, 255).astype(int)).max() <= 1
+    assert not np.array_equal(out[:, :40], photo[:, :40])  # the face cut by the left edge was pasted
+
+
 def test_select_faces():
     from gan_face.face import Face
 
