@@ -17,17 +17,31 @@ from gan_face.imageio import MAX_BYTES, MAX_PIXELS, ImageError, finish, load_pho
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
-def collect(inputs: list[str]) -> list[Path]:
-    files = []
+def collect(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """(image file, its output path relative to the output folder) for every input.
+
+    A folder's images keep their sub-folders, so `a/x.jpg` and `b/x.jpg` do not overwrite
+    each other; when two inputs still map to one name (`x.jpg` and `x.png`, or files of the
+    same name from different folders), the later ones get their extension and then a number
+    appended."""
+    pairs = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            pairs += [(f, f.relative_to(path)) for f in files]
         elif path.is_file():
-            files.append(path)
+            pairs.append((path, Path(path.name)))
         else:
             raise FileNotFoundError(f"no such file or folder: {item}")
-    return files
+    taken, out = set(), []
+    for src, rel in pairs:
+        candidates = [rel.with_suffix(".png"), rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}.png")]
+        candidates += (rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.')}_{n}.png") for n in range(2, len(pairs) + 2))
+        name = next(c for c in candidates if c not in taken)
+        taken.add(name)
+        out.append((src, name))
+    return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -72,7 +86,7 @@ def restore_command(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     faces = failed = 0
     start = time.perf_counter()
-    for path in tqdm(files, desc="restoring", unit="photo"):
+    for path, name in tqdm(files, desc="restoring", unit="photo"):
         try:
             photo = load_photo(path, args.max_pixels, args.max_bytes)
             result = restorer(
@@ -84,14 +98,15 @@ def restore_command(args) -> int:
             tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             failed += 1
             continue
-        target = out / f"{path.stem}.png"
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp.png")
         Image.fromarray(finish(photo, result.image)).save(tmp)
         os.replace(tmp, target)  # never a half-written output
         if args.save_faces:
             for i, face in enumerate(result.faces):
-                Image.fromarray(face.before).save(out / f"{path.stem}_face{i + 1}_before.png")
-                Image.fromarray(face.after).save(out / f"{path.stem}_face{i + 1}_after.png")
+                Image.fromarray(face.before).save(target.with_name(f"{target.stem}_face{i + 1}_before.png"))
+                Image.fromarray(face.after).save(target.with_name(f"{target.stem}_face{i + 1}_after.png"))
         faces += len(result.faces)
         if not result.faces:
             tqdm.write(f"{path}: no face found, upscaled only", file=sys.stderr)

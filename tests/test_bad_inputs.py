@@ -96,3 +96,26 @@ def test_cli_restores_the_good_files_and_names_the_bad(corpus, tmp_path):
     errors = sum(e == ERROR for e in expect.values())
     assert f"{len(expect) - errors} photo(s) restored" in result.stdout
     assert f"{errors} skipped" in result.stdout
+
+
+def test_cli_gives_inputs_of_the_same_name_their_own_outputs(tmp_path):
+    from gan_face.__main__ import collect
+
+    astronaut = Image.open(ASTRONAUT).convert("RGB").resize((256, 256))
+    for name in ("a/x.jpg", "a/x.png", "b/x.jpg", "b/deep/x.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        astronaut.save(tmp_path / name)
+    inputs = [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "b" / "x.jpg")]
+    names = [str(out) for _, out in collect(inputs)]
+    # sub-folders are kept; a clash appends the extension, then a number
+    assert names == ["x.png", "x_png.png", "deep/x.png", "x_jpg.png", "x_jpg_2.png"]
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_face", "restore", *inputs, "-o", str(out), "--upscale", "1", "--no-deblur"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == sorted(names)
+    assert "5 photo(s) restored" in result.stdout
