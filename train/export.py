@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -30,13 +32,20 @@ def ema_model(state: dict):
 
 
 def export(state: dict, directory: Path, command: str | None = None) -> None:
-    """model.safetensors + config.json + README.md (the card, with how these weights were made)."""
+    """model.safetensors + config.json + README.md (the card, with how these weights were made).
+
+    The files are written to a temporary folder beside `directory` and then moved in one by
+    one, so an interrupted export leaves no half-written file, and an existing card is
+    replaced rather than kept (save_pretrained keeps an existing README.md)."""
     g = ema_model(state)
-    # save_pretrained keeps an existing README.md: remove it, or an older card would stay
-    (Path(directory) / "README.md").unlink(missing_ok=True)
-    g.save_pretrained(directory)
-    card = Path(directory) / "README.md"
-    card.write_text(card.read_text() + checkpoint.training_card(state["config"], state["step"], state.get("wall", 0.0), command=command, init=state.get("init")))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}-") as tmp:
+        g.save_pretrained(tmp)
+        card = Path(tmp) / "README.md"
+        card.write_text(card.read_text() + checkpoint.training_card(state["config"], state["step"], state.get("wall", 0.0), command=command, init=state.get("init")))
+        for name in ("model.safetensors", "config.json", "README.md"):  # the card last: it describes the weights
+            os.replace(Path(tmp) / name, directory / name)
 
 
 def export_discriminator(state: dict, directory: Path) -> None:
