@@ -57,10 +57,11 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
     degradations_seen = {r["degradation"] for r in rows}
-    assert len(degradations_seen) == 10
+    assert len(degradations_seen) == 11
     assert {"degraded input", "best classical", "ours: generator"} <= {r["kind"] for r in rows}
     for r in rows:
-        assert 5 < float(r["psnr"]) < 60 and 0 < float(r["ssim"]) <= 1
+        assert 5 < float(r["psnr"]) and 0 < float(r["ssim"]) <= 1
+        assert float(r["psnr"]) < 60 or r["degradation"] == "none (clean input)"
         if r["degradation"] in ("mixed", "occlusion"):  # scored for identity by default
             assert 0 <= float(r["identity"]) < 1.5
     for name in ("results.md", "bars_psnr.png", "bars_ssim.png", "bars_identity.png", "contact_occlusion.png", "contact_low_light.png"):
@@ -70,6 +71,8 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
     # an untrained generator is the identity: it must score like the degraded input
     by = {(r["degradation"], r["kind"]): float(r["psnr"]) for r in rows}
     assert abs(by[("mixed", "ours: generator")] - by[("mixed", "degraded input")]) < 0.05
+    assert by[("none (clean input)", "ours: generator")] > 50  # ...and leaves a clean face as it is
+    assert ("none (clean input)", "degraded input") not in by
 
 
 @pytest.mark.parametrize("name,cls", [("gan-face-generator", UNetGenerator), ("gan-face-deblur", DeblurGenerator)])
