@@ -424,12 +424,15 @@ def random_degradation(
     p_second: float = 0.3,
     everything: bool = False,
     weights: list[float] | None = None,
+    p_clean: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training degradation: each image gets one of TRAINING_KINDS (uniformly, or in
     proportion to `weights`), and with probability `p_second` a second one (`everything`:
     all of them), applied in the order lighting -> occluder -> motion blur -> downscale ->
     GFPGAN mix. Mostly single degradations, so the model learns to undo each one, plus
-    combinations. Returns (degraded, mask)."""
+    combinations. With probability `p_clean` an image is left as it is: without clean
+    inputs a model never learns that a naturally lit face needs no relighting.
+    Returns (degraded, mask)."""
     _check(img)
     b, n = img.shape[0], len(TRAINING_KINDS)
 
@@ -447,6 +450,10 @@ def random_degradation(
     chosen[torch.arange(b)[add], second[add]] = True
     if everything:
         chosen[:] = True
+    if p_clean > 0:  # no extra draw otherwise: runs without it keep their random stream
+        if p_clean >= 1:
+            raise ValueError(f"p_clean must be in [0, 1), got {p_clean}")
+        chosen[torch.rand(b, generator=generator) < p_clean] = False
     out, mask = img.clone(), img.new_zeros(b, 1, *img.shape[-2:])
 
     def rows(kind):

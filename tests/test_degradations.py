@@ -152,6 +152,18 @@ def test_kind_weights_choose_the_degradations(faces128):
         D.random_degradation(faces128, gen(3), weights=[1.0, 1.0])
 
 
+def test_p_clean_leaves_that_share_of_images_untouched(faces128):
+    faces = faces128.repeat(8, 1, 1, 1)  # 64 images
+    out, mask = D.random_degradation(faces, gen(5), p_clean=0.25)
+    untouched = (out == faces).flatten(1).all(1)
+    assert 6 <= untouched.sum() <= 26  # ~16 of 64 (binomial)
+    assert mask[untouched].sum() == 0
+    out, _ = D.random_degradation(faces, gen(5))
+    assert not (out == faces).flatten(1).all(1).any()  # by default every image is degraded
+    with pytest.raises(ValueError, match="p_clean"):
+        D.random_degradation(faces128, gen(5), p_clean=1.0)
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="B,3,H,W"):
         D.motion_blur(torch.zeros(3, 32, 32), gen())

@@ -89,7 +89,7 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
-- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}
+- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg.get('clean_fraction', 0.0):.0%} of images left clean
 - losses: L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']} + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})
 {extra}"""

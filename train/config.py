@@ -46,6 +46,7 @@ class TrainConfig:
     blur_weight: float = 1.0
     downscale_weight: float = 1.0
     mixed_weight: float = 1.0
+    clean_fraction: float = 0.0  # images left undegraded: teaches that a naturally lit face needs nothing
     # losses
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
@@ -94,6 +95,7 @@ class TrainConfig:
         need(self.size % 32 == 0 and self.size >= 32, f"--size must be a multiple of 32, got {self.size}")
         for name, w in zip(KIND_WEIGHT_FLAGS, self.kind_weights):
             need(w >= 0, f"--{name} must be >= 0, got {w}")
+        need(0 <= self.clean_fraction < 1, f"--clean_fraction must be in [0, 1), got {self.clean_fraction}")
         need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
         need(self.steps > 0, f"--steps must be positive, got {self.steps}")
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")

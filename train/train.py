@@ -56,7 +56,7 @@ def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator):
         return degradations.motion_blur(hq, generator), None
     weights = cfg.kind_weights
     weights = None if set(weights) == {1.0} else weights  # None: uniform, the draws of runs before the weight flags
-    lq, mask = degradations.random_degradation(hq, generator, weights=weights)
+    lq, mask = degradations.random_degradation(hq, generator, weights=weights, p_clean=cfg.clean_fraction)
     if cfg.g_out_scale == 2:  # the generator also upsamples: feed it a half-size input
         lq = F.interpolate(lq, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
         mask = F.interpolate(mask, scale_factor=0.5, mode="nearest")
