@@ -120,3 +120,35 @@ def test_detector_is_safe_to_share_between_threads(detector):
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda im: len(detector(im)), images * 3))
     assert threaded == sequential * 3
+
+
+def test_retinaface_backend_loads_a_local_checkpoint_and_falls_back_when_it_is_broken(tmp_path, astronaut):
+    # No RetinaFace-ResNet50 weights may be downloaded here: a randomly initialised network in
+    # the upstream file layout (DataParallel "module." keys) exercises loading and parsing;
+    # what it detects is meaningless, so only the shape of the answer is checked.
+    import torch
+    from facexlib.detection.retinaface import RetinaFace
+
+    from gan_face.face import RETINAFACE_FILE, YUNET_FILE
+    from gan_face.weights import weights_dir
+
+    torch.manual_seed(0)
+    network = RetinaFace(network_name="resnet50", half=False, device="cpu")
+    torch.save({"module." + k: v for k, v in network.state_dict().items()}, tmp_path / RETINAFACE_FILE)
+    detector = FaceDetector(weights=tmp_path, backend="retinaface", download=False)
+    assert detector.backend == "retinaface"
+    faces = detector(astronaut[:128, :128])
+    assert faces  # random weights fire everywhere: the parsing ran
+    assert all(f.box.shape == (4,) and f.landmarks.shape == (5, 2) for f in faces)
+    assert [f.score for f in faces] == sorted((f.score for f in faces), reverse=True)
+
+    # a broken checkpoint under that name: "auto" says why and uses YuNet
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / RETINAFACE_FILE).write_bytes(b"not a checkpoint")
+    (broken / YUNET_FILE).symlink_to(weights_dir() / YUNET_FILE)
+    detector = FaceDetector(weights=broken, download=False)
+    assert detector.backend == "yunet"
+    assert len(detector(astronaut)) == 1
+    with pytest.raises(RuntimeError, match="RetinaFace"):
+        FaceDetector(weights=broken, backend="retinaface", download=False)
