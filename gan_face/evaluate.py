@@ -20,6 +20,7 @@ import argparse
 import csv
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,11 @@ def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc)
     return row
 
 
+def sheet_name(degradation: str) -> str:
+    """File name of a degradation's contact sheet: no spaces or brackets, which break Markdown links."""
+    return "contact_" + re.sub(r"[^a-z0-9]+", "_", degradation.lower()).strip("_") + ".png"
+
+
 def contact_sheet(path: Path, rows: list[tuple[str, torch.Tensor]], n: int = 16) -> None:
     """One row per method (degraded / baseline / ours / clean), n faces each, labelled."""
     from PIL import Image, ImageDraw
@@ -205,7 +211,7 @@ def evaluate(args) -> list[dict]:
         if best:
             sheet.append((best["method"], methods[best["method"]]))
         sheet += [(OURS_DEBLUR if deblur is not None else OURS, methods[OURS_DEBLUR if deblur is not None else OURS]), ("clean", clean)]
-        contact_sheet(out / f"contact_{name.replace(' ', '_')}.png", sheet)
+        contact_sheet(out / sheet_name(name), sheet)
     write_outputs(args, out, results, len(clean), len(data.rejected))
     return results
 
@@ -252,7 +258,7 @@ def write_outputs(args, out: Path, results: list[dict], n: int, rejected: int) -
     if args.report:
         report = Path(args.report)
         folder = os.path.relpath(out, report.parent)  # image links relative to the report
-        images = "\n".join(f"![{n}]({folder}/contact_{n.replace(' ', '_')}.png)" for n in DEGRADATIONS)
+        images = "\n".join(f"![{n}]({folder}/{sheet_name(n)})" for n in DEGRADATIONS)
         report.write_text(
             f"""# Results
 

@@ -1,6 +1,7 @@
 """The evaluation harness, the identity metric and the shipped models, on real test faces."""
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,9 +65,11 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
         assert float(r["psnr"]) < 60 or r["degradation"] == "none (clean input)"
         if r["degradation"] in ("mixed", "occlusion"):  # scored for identity by default
             assert 0 <= float(r["identity"]) < 1.5
-    for name in ("results.md", "bars_psnr.png", "bars_ssim.png", "bars_identity.png", "contact_occlusion.png", "contact_low_light.png"):
+    for name in ("results.md", "bars_psnr.png", "bars_ssim.png", "bars_identity.png", "contact_occlusion.png", "contact_low_light.png", "contact_none_clean_input.png"):
         assert (out / name).is_file(), name
     text = report.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert len(links) == 3 + 11 and all((report.parent / link).is_file() for link in links)  # bar charts + a sheet per degradation
     assert "| occlusion | cv2.inpaint (best classical) |" in text and "## Targets" in text
     # an untrained generator is the identity: it must score like the degraded input
     by = {(r["degradation"], r["kind"]): float(r["psnr"]) for r in rows}
