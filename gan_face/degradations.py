@@ -434,6 +434,8 @@ def random_degradation(
     inputs a model never learns that a naturally lit face needs no relighting.
     Returns (degraded, mask)."""
     _check(img)
+    if not 0 <= p_clean < 1:
+        raise ValueError(f"p_clean must be in [0, 1), got {p_clean}")
     b, n = img.shape[0], len(TRAINING_KINDS)
 
     def pick() -> torch.Tensor:
@@ -451,8 +453,6 @@ def random_degradation(
     if everything:
         chosen[:] = True
     if p_clean > 0:  # no extra draw otherwise: runs without it keep their random stream
-        if p_clean >= 1:
-            raise ValueError(f"p_clean must be in [0, 1), got {p_clean}")
         chosen[torch.rand(b, generator=generator) < p_clean] = False
     out, mask = img.clone(), img.new_zeros(b, 1, *img.shape[-2:])
 

@@ -53,7 +53,7 @@ def load(path: Path) -> dict:
 
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
-LEGACY = {"g_relight": False}
+LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0}
 
 
 def config_of(state: dict) -> dict:
@@ -69,7 +69,7 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
 
 
 def _kind_mix(cfg: dict) -> str:
-    return ", ".join(f"{kind} {cfg.get(flag, 1.0):g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
+    return ", ".join(f"{kind} {cfg[flag]:g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
 
 
 def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None) -> str:
@@ -89,7 +89,7 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
-- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg.get('clean_fraction', 0.0):.0%} of images left clean
+- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean
 - losses: L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']} + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})
 {extra}"""
