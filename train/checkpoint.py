@@ -52,6 +52,29 @@ def load(path: Path) -> dict:
     return state
 
 
+def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
+    """The generator weights of an exported Hub folder, and how long they were trained (read
+    from its card's "steps:" and "wall time:" lines, which `export` writes) so that a
+    fine-tune's card counts them: {"g": state_dict, "init": {"step", "wall"}}."""
+    import re
+
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    weights, card = folder / "model.safetensors", folder / "README.md"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no model.safetensors in {folder}")
+    state = load_file(weights)
+    missing, unexpected = generator.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights} does not fit this generator: missing {missing}, unexpected {unexpected}")
+    text = card.read_text() if card.is_file() else ""
+    steps = re.search(r"^- steps: (\d+)", text, re.M)
+    hours = re.search(r"^- wall time: ([\d.]+) h", text, re.M)
+    init = {"step": int(steps[1]) if steps else 0, "wall": float(hours[1]) * 3600 if hours else 0.0}
+    return {"g": generator.state_dict(), "step": init["step"], "init": init}
+
+
 # fields added after checkpoints were written with them missing, and what those checkpoints used
 LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0}
 

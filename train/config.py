@@ -48,6 +48,7 @@ class TrainConfig:
     mixed_weight: float = 1.0
     clean_fraction: float = 0.0  # images left undegraded: teaches that a naturally lit face needs nothing
     # losses
+    gan: bool = True  # false: the PSNR phase (ESRGAN): G alone on L1, no discriminator, several times faster
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
     adv_weight: float = 0.01
@@ -77,6 +78,7 @@ class TrainConfig:
     export: str = ""  # write the EMA generator here as a Hub folder at the end
     push_to_hub: str = ""  # push the EMA generator to this Hub repo id at the end
     threads: int = 0  # torch CPU threads (0 = torch's default)
+    bf16: bool = False  # bfloat16 autocast + channels-last (CPUs with AVX-512 BF16, GPUs); weights stay float32
 
     def validate(self) -> None:
         def need(ok, msg):

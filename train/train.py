@@ -37,7 +37,12 @@ from train.export import ema_model, export
 from gan_face.dataset import AlignedFaces
 
 log = logging.getLogger(__name__)
-CSV_FIELDS = ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake", "d_noise", "img_per_s", "val_psnr", "val_psnr_input")
+# per-degradation validation: one column per kind the generator trains on, and clean faces
+VAL_KINDS = {f"val_{kind.replace(' ', '_')}": kind for kind in degradations.TRAINING_KINDS} | {"val_clean": None}
+CSV_FIELDS = (
+    ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
+    + ("val_psnr", "val_psnr_input", *VAL_KINDS)
+)
 
 
 def build_generator(cfg: TrainConfig):
@@ -50,13 +55,20 @@ def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:
     return PatchDiscriminator(base_channels=cfg.d_channels, max_channels=cfg.d_max_channels, n_layers=cfg.d_layers, norm=cfg.d_norm)
 
 
-def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator):
-    """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on."""
+def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
+    """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on; `kind`:
+    one of degradations.TRAINING_KINDS only, or None for clean inputs (validation curves)."""
     if cfg.model == "deblur":
         return degradations.motion_blur(hq, generator), None
-    weights = cfg.kind_weights
-    weights = None if set(weights) == {1.0} else weights  # None: uniform, the draws of runs before the weight flags
-    lq, mask = degradations.random_degradation(hq, generator, weights=weights, p_clean=cfg.clean_fraction)
+    if kind == "any":
+        weights = cfg.kind_weights
+        weights = None if set(weights) == {1.0} else weights  # None: uniform, the draws of runs before the weight flags
+        lq, mask = degradations.random_degradation(hq, generator, weights=weights, p_clean=cfg.clean_fraction)
+    elif kind is None:
+        lq, mask = hq.clone(), hq.new_zeros(hq.shape[0], 1, *hq.shape[-2:])
+    else:
+        one = [float(k == kind) for k in degradations.TRAINING_KINDS]
+        lq, mask = degradations.random_degradation(hq, generator, p_second=0, weights=one)
     if cfg.g_out_scale == 2:  # the generator also upsamples: feed it a half-size input
         lq = F.interpolate(lq, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
         mask = F.interpolate(mask, scale_factor=0.5, mode="nearest")
@@ -96,6 +108,9 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
         self.sched_g = get_scheduler(cfg.lr_schedule, self.opt_g, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
         self.sched_d = get_scheduler(cfg.lr_schedule, self.opt_d, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+        if cfg.bf16:  # channels-last: the layout oneDNN's bf16 convolutions are fastest in
+            self.g.to(memory_format=torch.channels_last)
+            self.d.to(memory_format=torch.channels_last)
         self.ema = EMAModel(self.g.parameters(), decay=cfg.ema_decay)
         self.g, self.d, self.opt_g, self.opt_d = self.accelerator.prepare(self.g, self.d, self.opt_g, self.opt_d)
 
@@ -110,6 +125,10 @@ class Trainer:
         val_hq = self.data.batch(self.val_idx[:8])
         val_lq, val_mask = degrade(cfg, val_hq, torch.Generator().manual_seed(1234))
         self.val = (val_lq, val_mask, val_hq)
+        self.val_kinds = {}  # column -> (lq, mask, hq): 8 faces with only that damage
+        if cfg.model == "generator":
+            for i, (column, kind) in enumerate(VAL_KINDS.items()):
+                self.val_kinds[column] = (*degrade(cfg, val_hq, torch.Generator().manual_seed(4321 + i), kind), val_hq)
 
     # ------------------------------------------------------------------ state
     def unwrapped(self, model):
@@ -152,9 +171,15 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     def init_weights(self, path: Path) -> dict:
-        """Fine-tuning start: G and D weights of another run's checkpoint. G may have layers
-        that run lacked (they keep their identity init); anything else that does not fit is
-        an error. Optimisers, schedule and EMA start fresh."""
+        """Fine-tuning start: G and D weights of another run's checkpoint, or G alone from an
+        exported Hub folder (`pretrained/gan-face-generator`: D then starts fresh). G may have
+        layers that run lacked (they keep their identity init); anything else that does not
+        fit is an error. Optimisers, schedule and EMA start fresh."""
+        if path.is_dir():
+            state = checkpoint.from_exported(path, self.g)  # loads into self.g
+            log.info("initialised G from the exported folder %s (%d steps before); D starts fresh", path, state["step"])
+            before = state["init"]
+            return {"from": str(path), "step": before["step"], "wall": before["wall"]}
         state = checkpoint.load(path)
         try:
             missing, unexpected = self.g.load_state_dict(state["g"], strict=False)
@@ -191,14 +216,15 @@ class Trainer:
         # 2. generator forward, kept for the G phase
         self.g.train()
         self.d.train()
-        fakes = [restore(cfg, self.g, micro(lq, k), micro(mask, k)) for k in range(K)]
+        with self.autocast():
+            fakes = [restore(cfg, self.g, micro(lq, k), micro(mask, k)).float() for k in range(K)]
 
-        # 3. D phase on detached fakes
+        # 3. D phase on detached fakes (skipped in the PSNR phase)
         self.d.requires_grad_(True)
         self.opt_d.zero_grad(set_to_none=True)
-        for k in range(K):
+        for k in range(K if cfg.gan else 0):
             real = micro(hq, k)
-            with self.no_sync(self.d, k):
+            with self.no_sync(self.d, k), self.autocast():
                 real_logits, fake_logits = self.d(real), self.d(fakes[k].detach())
                 loss = losses.d_adversarial(real_logits, fake_logits)
                 if gp_step:
@@ -213,7 +239,8 @@ class Trainer:
             stats["d_loss"] += loss.item() / K
             stats["d_real"] += real_logits.mean().item() / K
             stats["d_fake"] += fake_logits.mean().item() / K
-        self.opt_d.step()
+        if cfg.gan:
+            self.opt_d.step()
 
         # 4. G phase with D frozen
         self.d.requires_grad_(False)
@@ -224,11 +251,14 @@ class Trainer:
                 l1 = F.l1_loss(fake, real)
                 m = micro(mask, k)
                 masked = losses.masked_l1(fake, real, m) if m is not None and cfg.g_out_scale == 1 else fake.new_zeros(())
-                fake_logits, fake_feats = self.d(fake, return_features=True)
-                with torch.no_grad():
-                    _, real_feats = self.d(real, return_features=True)
-                adv = losses.g_adversarial(fake_logits)
-                fm = losses.feature_matching(fake_feats, real_feats)
+                adv = fm = fake.new_zeros(())
+                if cfg.gan:
+                    with self.autocast():
+                        fake_logits, fake_feats = self.d(fake, return_features=True)
+                        with torch.no_grad():
+                            _, real_feats = self.d(real, return_features=True)
+                    adv = losses.g_adversarial(fake_logits.float())
+                    fm = losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats])
                 loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm
                 self.check_finite(loss, "generator")
                 self.accelerator.backward(loss / K)
@@ -246,6 +276,9 @@ class Trainer:
         stats["d_noise"] = d.noise_std
         return stats
 
+    def autocast(self):
+        return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
     def no_sync(self, model, k: int):
         # under DDP, all-reduce gradients only on the last micro-batch
         return self.accelerator.no_sync(model) if k < self.cfg.accumulation - 1 else contextlib.nullcontext()
@@ -262,12 +295,21 @@ class Trainer:
         return ema_model(self.state())
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float, torch.Tensor]:
-        lq, mask, hq = self.val
+    def validate(self) -> tuple[dict, torch.Tensor]:
+        """PSNR of the EMA generator on the mixed validation batch (and its input), and per
+        degradation kind; the sample grid (degraded / restored / clean)."""
         g = self.ema_generator()
-        restored = signed_to_unit(restore(self.cfg, g, unit_to_signed(lq), mask)).clamp(0, 1)
-        shown_lq = F.interpolate(lq, size=hq.shape[-2:], mode="bilinear", align_corners=False)
-        return psnr(restored, hq), psnr(shown_lq, hq), torch.cat([shown_lq, restored, hq])
+
+        def run(lq, mask, hq):
+            restored = signed_to_unit(restore(self.cfg, g, unit_to_signed(lq), mask)).clamp(0, 1)
+            return restored, F.interpolate(lq, size=hq.shape[-2:], mode="bilinear", align_corners=False)
+
+        lq, mask, hq = self.val
+        restored, shown_lq = run(lq, mask, hq)
+        scores = {"val_psnr": psnr(restored, hq), "val_psnr_input": psnr(shown_lq, hq)}
+        for column, (k_lq, k_mask, k_hq) in self.val_kinds.items():
+            scores[column] = psnr(run(k_lq, k_mask, k_hq)[0], k_hq)
+        return scores, torch.cat([shown_lq, restored, hq])
 
     def write_samples(self, grid: torch.Tensor) -> None:
         from torchvision.utils import save_image
@@ -284,7 +326,7 @@ class Trainer:
         if not rows:
             return
         steps = [int(r["step"]) for r in rows]
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        fig, axes = plt.subplots(1, 4, figsize=(20, 4))
         for name in ("d_loss", "adv", "fm"):
             axes[0].plot(steps, [float(r[name]) for r in rows], label=name)
         for name in ("l1", "masked_l1"):
@@ -293,7 +335,11 @@ class Trainer:
         if val:
             axes[2].plot([v[0] for v in val], [v[1] for v in val], label="restored (EMA G)")
             axes[2].plot([v[0] for v in val], [v[2] for v in val], label="degraded input")
-        for ax, title in zip(axes, ("adversarial", "reconstruction", "validation PSNR (dB)")):
+        for column in VAL_KINDS:
+            kind = [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]
+            if kind:
+                axes[3].plot([v[0] for v in kind], [v[1] for v in kind], label=column.removeprefix("val_"))
+        for ax, title in zip(axes, ("adversarial", "reconstruction", "validation PSNR (dB)", "validation PSNR per kind (dB)")):
             ax.set_title(title)
             ax.set_xlabel("step")
             ax.legend()
@@ -338,11 +384,12 @@ class Trainer:
             stats = self.train_step(*self.sample_batch())
             dt = time.perf_counter() - t0
             self.wall += dt
-            stats.update(step=self.step, seconds=round(self.wall, 2), img_per_s=cfg.batch / dt, val_psnr="", val_psnr_input="")
+            stats.update(step=self.step, seconds=round(self.wall, 2), img_per_s=cfg.batch / dt, val_psnr="")
             bar.update(1)
             bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}", l1=f"{stats['l1']:.4f}", ips=f"{stats['img_per_s']:.1f}")
             if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
-                stats["val_psnr"], stats["val_psnr_input"], grid = self.validate()
+                scores, grid = self.validate()
+                stats.update(scores)
                 self.write_samples(grid)
             if self.step % cfg.log_every == 0 or stats["val_psnr"] != "" or self.step == cfg.steps:
                 self.append_log({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in stats.items()})
