@@ -10,7 +10,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo.simulate import simulate_lighting, simulate_occluder
+from gan_face import photo_damage
 from gan_face.degradations import LIGHTING_CONDITIONS
 from gan_face.imageio import ImageError, Photo, finish, limits_text, load_photo, open_image
 from gan_face.pipeline import FaceRestorer
@@ -69,12 +69,14 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             image = photo.rgb
             # simulated damage first (it is part of the input), then the pipeline
             if lighting_sim != NO_SIMULATION:
-                image = simulate_lighting(image, lighting_sim, lighting_sim_strength)
-            if occluder > 0:
-                image, painted = simulate_occluder(image, restorer.detector, occluder / 100)
+                image = photo_damage.lighting(image, lighting_sim, lighting_sim_strength)
+            faces = None
+            if occluder > 0:  # detect before painting: the occluder must not hide the face it damages
+                faces = restorer.detector(image)
+                image, painted = photo_damage.occluder(image, faces, occluder / 100)
                 mask = painted if mask is None else mask | painted
             result = restorer(
-                image, mask=mask, upscale=float(upscale), realesrgan_background=realesrgan, fidelity=fidelity, lighting=lighting,
+                image, mask=mask, faces=faces, upscale=float(upscale), realesrgan_background=realesrgan, fidelity=fidelity, lighting=lighting,
                 use_deblur=deblur, only_largest=largest, only_center=centre, min_face=min_face, time_limit=time_limit,
             )
         except (ImageError, ValueError, TimeoutError) as e:

@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,6 +37,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.imageops import signed_to_unit, unit_to_signed
+from gan_face.metrics import masked_psnr, psnr, ssim
 from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR
 from gan_face.weights import SHARED
 
@@ -104,21 +104,10 @@ def run_model(generator, deblur, lq: torch.Tensor, mask, batch: int = 32) -> tor
     return torch.cat(outs)
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per image, in dB, for (N,3,H,W) in [0,1]."""
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp(min=1e-10)
-    return 10 * torch.log10(1 / mse)
-
-
-def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    err = ((a - b).pow(2) * mask).flatten(1).sum(1) / (mask.flatten(1).sum(1) * 3).clamp(min=1)
-    return 10 * torch.log10(1 / err.clamp(min=1e-10))
-
-
 def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc) -> dict:
     row = {
         "psnr": psnr(output, clean).mean().item(),
-        "ssim": kornia.metrics.ssim(output, clean, 11).mean().item(),
+        "ssim": ssim(output, clean).mean().item(),
         "psnr_mask": masked_psnr(output, clean, mask).mean().item() if mask is not None else math.nan,
         "identity": math.nan,
     }

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gan_face.imageops import check_rgb
 from gan_face.weights import fetch, weights_dir
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,7 @@ class FaceDetector:
         return model.eval()
 
     def __call__(self, image: np.ndarray) -> list[Face]:
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+        check_rgb(image)
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         with self._lock:
             return self._detect(bgr)
@@ -186,6 +186,23 @@ def feather_mask(size: int) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigma)
 
 
+def landing_box(matrix: np.ndarray, size: int, shape: tuple[int, ...], scale: float = 1.0):
+    """Where a `size` px crop lands in an image of `shape` that is `scale` x the photo
+    `matrix` aligned: (x0, y0, x1, y1, crop -> box matrix), or None if it lies outside.
+
+    Warping only that box, not the whole frame, keeps paste-back cheap on photos with many faces."""
+    h, w = shape[:2]
+    # upscaled image -> original photo -> crop
+    m = np.vstack([matrix, [0, 0, 1]]) @ np.diag([1 / scale, 1 / scale, 1.0])
+    inverse = cv2.invertAffineTransform(m[:2])
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inverse.T
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1, inverse - [[0, 0, x0], [0, 0, y0]]
+
+
 def paste_back(image: np.ndarray, crops: list[np.ndarray], matrices: list[np.ndarray], scale: float = 1.0) -> np.ndarray:
     """Warp each restored crop back into `image` and blend it with a feathered mask.
 
@@ -196,23 +213,14 @@ def paste_back(image: np.ndarray, crops: list[np.ndarray], matrices: list[np.nda
     scale: how much `image` was upscaled relative to the original photo.
     """
     out = image.astype(np.float32)
-    h, w = image.shape[:2]
     for crop, matrix in zip(crops, matrices):
         size = crop.shape[0]
-        # upscaled image -> original photo -> crop
-        m = np.vstack([matrix, [0, 0, 1]]) @ np.diag([1 / scale, 1 / scale, 1.0])
-        inverse = cv2.invertAffineTransform(m[:2])
-        # warp and blend only the box the crop lands in: whole-frame warps made paste-back
-        # the slowest stage on photos with many faces
-        corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inverse.T
-        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
-        if x1 <= x0 or y1 <= y0:
+        box = landing_box(matrix, size, image.shape, scale)
+        if box is None:
             continue  # the face lies outside the photo
-        shifted = inverse - [[0, 0, x0], [0, 0, y0]]
-        box = (x1 - x0, y1 - y0)
-        warped = cv2.warpAffine(crop.astype(np.float32), shifted, box, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mask = cv2.warpAffine(feather_mask(size), shifted, box, flags=cv2.INTER_LINEAR)[..., None]
+        x0, y0, x1, y1, to_box = box
+        warped = cv2.warpAffine(crop.astype(np.float32), to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask = cv2.warpAffine(feather_mask(size), to_box, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)[..., None]
         region = out[y0:y1, x0:x1]
         out[y0:y1, x0:x1] = mask * warped + (1 - mask) * region
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

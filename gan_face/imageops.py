@@ -11,10 +11,18 @@ import numpy as np
 import torch
 
 
+def check_rgb(image) -> None:
+    """The one check of what every stage takes: an (H,W,3) uint8 RGB array, at least 2x2."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {got}")
+    if min(image.shape[:2]) < 2:
+        raise ValueError(f"image is too small ({image.shape[1]}x{image.shape[0]})")
+
+
 def to_unit(image: np.ndarray) -> torch.Tensor:
     """(H,W,3) uint8 RGB -> (1,3,H,W) float in [0,1]."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {image.dtype} {image.shape}")
+    check_rgb(image)
     return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0  # a copy: input may be read-only
 
 

@@ -1,10 +1,13 @@
 """FaceRestorer: the whole-photo pipeline.
 
-    photo -> 1. detect + align (5 landmarks -> FFHQ template crops, occlusion mask warped too)
-          -> 2. deblur (DeblurGAN-v2)
-          -> 3. generator (U-Net, with the occlusion mask), fidelity and lighting blends
-          -> 4. upscale the faces (x2) and the background (x`upscale`)
-          -> 5. paste the faces back with feathered masks
+    photo -> 1. detect + align (5 landmarks -> FFHQ template crops at 128 px, painted masks too)
+          -> 2. assess each face (blur, noise, size, light): which stages, and whether the
+                photo's own fine detail is worth keeping
+          -> 3. deblur (DeblurGAN-v2) the blurred faces; generator (U-Net) on every face
+          -> 4. upscale the photo (Lanczos, or Real-ESRGAN)
+          -> 5. paste back the correction, not the 128 px face (`gan_face.transfer`): the
+                lighting gain spread past the face, the residual added at the face's own
+                resolution, painted holes filled (outside the crops: inpainted)
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from gan_face import transfer
+from gan_face.assess import Assessment, assess
 from gan_face.deblur import DeblurGenerator
-from gan_face.face import FaceDetector, align, paste_back, rescale_matrix, select_faces
+from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, select_faces, template
 from gan_face.generator import UNetGenerator
-from gan_face.imageops import batch_from_unit, batch_to_unit, signed_to_unit, unit_to_signed
+from gan_face.imageops import batch_from_unit, batch_to_unit, check_rgb, signed_to_unit, unit_to_signed
 from gan_face.upscale import Upscaler
 
 log = logging.getLogger(__name__)
@@ -35,8 +39,16 @@ DEFAULT_DEBLUR = REPO / "pretrained" / "gan-face-deblur"
 class RestoredFace:
     box: np.ndarray  # x0, y0, x1, y1 in the input photo
     score: float
-    before: np.ndarray  # aligned crop as detected, uint8
-    after: np.ndarray  # restored crop (after the face upscaler), uint8
+    before: np.ndarray  # aligned crop as detected (128 px), uint8
+    after: np.ndarray  # the same crop of the restored photo, at the face's output size (at most 512 px)
+    assessment: Assessment | None = None  # what was found (None: not assessed, e.g. no models ran)
+    stages: list[str] = field(default_factory=list)  # what was done to it
+
+    @property
+    def summary(self) -> str:
+        """One line: what was found and what was done ("blurred, dark -> deblur, generator")."""
+        found = ", ".join(self.assessment.findings) if self.assessment and self.assessment.findings else "nothing to fix"
+        return f"{found} -> {', '.join(self.stages) or 'left as it was'}"
 
 
 @dataclass
@@ -67,8 +79,6 @@ class FaceRestorer:
         deblur: the DeblurGAN-v2 stage (None: skipped).
         detector: a FaceDetector.
         background: Upscaler for the photo (Real-ESRGAN or Lanczos).
-        face_upscaler: Upscaler for the restored faces (default Lanczos x2).
-        crop_size: aligned face size the models run at.
     """
 
     def __init__(
@@ -77,16 +87,13 @@ class FaceRestorer:
         deblur: DeblurGenerator | None = None,
         detector: FaceDetector | None = None,
         background: Upscaler | None = None,
-        face_upscaler: Upscaler | None = None,
-        crop_size: int = 128,
         notes: list[str] | None = None,
     ):
         self.generator = generator.eval() if generator is not None else None
         self.deblur = deblur.eval() if deblur is not None else None
         self.detector = detector or FaceDetector(download=False)
         self.background = background or Upscaler(None, scale=2)
-        self.face_upscaler = face_upscaler or Upscaler(None, scale=2)
-        self.crop_size = crop_size
+        self.crop_size = transfer.SIZE  # the models' working resolution
         self.notes = list(notes or [])  # about the loaded models (shown by the app)
 
     @classmethod
@@ -124,6 +131,8 @@ class FaceRestorer:
         image: np.ndarray,
         *,
         mask: np.ndarray | None = None,
+        faces: list[Face] | None = None,
+        aligned: bool = False,
         upscale: float = 2,
         realesrgan_background: bool = False,
         fidelity: float = 0.0,
@@ -138,21 +147,27 @@ class FaceRestorer:
         """Restore `image` ((H,W,3) uint8 RGB).
 
         mask: (H,W) bool/uint8, nonzero where the photo is occluded (painted by the user).
+        faces: detections to use instead of running the detector (e.g. made before the photo
+            was damaged on purpose).
+        aligned: the photo is one face already aligned to the FFHQ template (any size, square).
         upscale: output size / input size (1 = same size).
-        realesrgan_background: upscale the background with Real-ESRGAN (slow) instead of Lanczos.
-        fidelity: 0 = the generator's reconstruction, 1 = the deblurred input (outside the mask).
+        realesrgan_background: upscale the photo with Real-ESRGAN (slow) instead of Lanczos.
+        fidelity: 0 = the models' reconstruction, 1 = keep the input's detail (outside holes).
         lighting: 1 = the generator's lighting correction, 0 = keep the input's lighting.
         time_limit: seconds; past it a TimeoutError stops the work between stages (and
             between Real-ESRGAN tiles).
         """
-        check_image(image)
+        check_rgb(image)
         if not (0 <= fidelity <= 1 and 0 <= lighting <= 1):
             raise ValueError(f"fidelity and lighting must be in [0, 1], got {fidelity} and {lighting}")
         if not 1 <= upscale <= 8:
             raise ValueError(f"upscale must be between 1 and 8, got {upscale}")
+        if mask is not None and np.shape(mask) != image.shape[:2]:
+            raise ValueError(f"the mask is {np.shape(mask)[1::-1]} but the photo is {image.shape[1]}x{image.shape[0]}: they must match")
+        if aligned and image.shape[0] != image.shape[1]:
+            raise ValueError(f"an aligned face must be square, got {image.shape[1]}x{image.shape[0]}")
         timings: dict[str, float] = {}
         tick = time.perf_counter()
-
         deadline = None if time_limit is None else time.perf_counter() + time_limit
 
         def check_time() -> None:
@@ -167,38 +182,53 @@ class FaceRestorer:
             check_time()
 
         # 1. detect + align
-        faces = select_faces(self.detector(image), image.shape, only_largest, only_center, min_face)
-        crops, matrices, masks = [], [], []
+        if aligned:
+            size = image.shape[0]
+            faces = [Face(np.array([0, 0, size, size], np.float32), 1.0, template(size))]
+        elif faces is None:
+            faces = self.detector(image)
+        faces = select_faces(faces, image.shape, only_largest, only_center, min_face)
+        crops, matrices, holes = [], [], []
         for face in faces:
             crop, matrix = align(image, face.landmarks, self.crop_size)
             crops.append(crop)
             matrices.append(matrix)
-            if mask is not None:
-                m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (self.crop_size,) * 2, flags=cv2.INTER_LINEAR)
-                masks.append(m > 127)
+            hole = transfer.hole_mask(mask, matrix) if mask is not None else None
+            holes.append(hole if hole is not None and hole.max() > 0.5 else None)
         lap("detect+align")
         notes = [] if faces else ["no face found: the photo was only upscaled"]
 
-        restored = []
-        if faces:
-            x = unit_to_signed(batch_to_unit(np.stack(crops)))
-            m = torch.from_numpy(np.stack(masks))[:, None].float() if masks else None
-            # 2. deblur
-            deblurred = self.deblur(x) if use_deblur and self.deblur is not None else x
-            lap("deblur")
-            # 3. generator, then the fidelity and lighting blends
-            out = deblurred
+        # 2. assess: which faces need which stages
+        assessments = [assess(c, self.crop_size / np.sqrt(abs(np.linalg.det(m[:, :2])))) for c, m in zip(crops, matrices)]
+        stages = [[] for _ in faces]
+        for i, a in enumerate(assessments):
+            if use_deblur and self.deblur is not None and a.blurred:
+                stages[i].append("deblur")
+            # the generator runs on every face: on a sharp, well-lit one its correction is tiny
+            # (a clean portrait keeps LPIPS 0.001), and the light measures miss milder
+            # uneven lighting that it does correct
             if use_generator and self.generator is not None:
-                out = self.generator(deblurred, m).clamp(-1, 1)
-                out = blend(out, deblurred, m, fidelity, lighting)
-            lap("generator")
-            # 4a. upscale the faces
-            restored = [self.face_upscaler(face) for face in batch_from_unit(signed_to_unit(out))]
-            lap("upscale faces")
+                stages[i].append("generator")
+        lap("assess")
 
-        # 4b. upscale the background
+        # 3. the models, at 128 px, on the faces that need them
+        source = batch_to_unit(np.stack(crops)) if faces else None
+        restored = source.clone() if faces else None
+        for stage, model in (("deblur", self.deblur), ("generator", self.generator)):
+            rows = [i for i, s in enumerate(stages) if stage in s]
+            if rows:
+                x = unit_to_signed(restored[rows])
+                if stage == "deblur":
+                    y = model(x)
+                else:
+                    m = torch.stack([torch.from_numpy((h > 0.5).astype(np.float32)) if h is not None else torch.zeros(self.crop_size, self.crop_size) for h in (holes[i] for i in rows)])
+                    y = model(x, m[:, None])
+                restored[rows] = signed_to_unit(y).clamp(0, 1)
+            lap(stage)
+
+        # 4. the photo at output size
         if upscale == 1:
-            background = image.copy()
+            background = image
         elif realesrgan_background and self.background.is_model:
             background = self.background(image, outscale=upscale, check=check_time)
         else:
@@ -206,42 +236,65 @@ class FaceRestorer:
         lap("upscale background")
         scale = background.shape[1] / image.shape[1]
 
-        # 5. paste back
-        if faces:
-            sizes = [r.shape[0] / self.crop_size for r in restored]
-            background = paste_back(background, restored, [rescale_matrix(mt, s) for mt, s in zip(matrices, sizes)], scale)
+        # 5. paste back: painted pixels the crops do not fully cover are inpainted first; then
+        # the relighting (spread past the faces) and each face's residual and hole fill
+        if mask is not None:
+            background, outside = fill_outside(background, mask, matrices, scale)
+            if outside:
+                notes.append(f"{outside} painted pixels outside the face crops were filled with OpenCV inpainting (Telea)")
+        worked = [i for i, s in enumerate(stages) if s]
+        out = background
+        if worked:
+            log_gain, residual = transfer.split(restored[worked], source[worked])
+            hwc = lambda t: np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())  # noqa: E731
+            keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
+            log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
+            # a hole's fill is the generator's output with the lighting correction that is kept
+            filled = hwc(restored[worked]) * 255 * np.exp((lighting * keep - 1) * log_gain)
+            canvas = background.astype(np.float32)
+            gain = transfer.gain_field(canvas.shape, list(lighting * keep * log_gain), [matrices[i] for i in worked], scale)
+            if gain is not None:
+                canvas *= gain
+            for k, i in enumerate(worked):
+                transfer.apply(canvas, residual[k], filled[k], matrices[i], scale, assessments[i].fine_detail_reliable, holes[i])
+            out = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
         lap("paste back")
         timings["total"] = sum(timings.values())
-        return Restoration(
-            image=background,
-            faces=[RestoredFace(f.box, f.score, c, r) for f, c, r in zip(faces, crops, restored)],
-            timings=timings,
-            notes=self.notes + notes,
-        )
+        results = []
+        for i, face in enumerate(faces):
+            done = [*stages[i]]
+            if "generator" in done and holes[i] is not None:
+                done.append("hole filled")
+            results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
+        return Restoration(image=out, faces=results, timings=timings, notes=self.notes + notes)
 
 
-def low_frequencies(t: torch.Tensor) -> torch.Tensor:
-    """Shading only: area-downsample x8, 3x3 box blur, back up (about 1/10 of the crop)."""
-    small = F.avg_pool2d(F.interpolate(t, scale_factor=1 / 8, mode="area"), 3, 1, 1, count_include_pad=False)
-    return F.interpolate(small, size=t.shape[-2:], mode="bilinear", align_corners=False)
+def face_view(image: np.ndarray, matrix: np.ndarray, scale: float, crop: int, largest: int = 512) -> np.ndarray:
+    """The aligned face crop of the output photo, at the face's own output size (<= `largest`)."""
+    size = int(np.clip(round(crop * scale / np.sqrt(abs(np.linalg.det(matrix[:, :2])))), crop, largest))
+    m = matrix * (size / crop) @ np.diag([1 / scale, 1 / scale, 1.0])
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA if size < crop else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
-def blend(restored: torch.Tensor, source: torch.Tensor, mask, fidelity: float, lighting: float) -> torch.Tensor:
-    """Fidelity: mix the reconstruction with the (deblurred) input, except where occluded.
-    Lighting: below 1, put back that fraction of the input's own shading (its low
-    frequencies) under the reconstruction's detail."""
-    out = restored
-    if fidelity > 0:
-        keep = fidelity if mask is None else fidelity * (1 - mask)
-        out = keep * source + (1 - keep) * restored
-    if lighting < 1:
-        out = out + (1 - lighting) * (low_frequencies(source) - low_frequencies(restored))
-    return out.clamp(-1, 1)
-
-
-def check_image(image) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {got}")
-    if min(image.shape[:2]) < 2:
-        raise ValueError(f"image is too small ({image.shape[1]}x{image.shape[0]})")
+def fill_outside(image: np.ndarray, mask: np.ndarray, matrices: list[np.ndarray], scale: float) -> tuple[np.ndarray, int]:
+    """Inpaint (OpenCV Telea) the painted pixels of `image` (the photo at output size) that
+    no face crop fully covers: a painted or synthetic occluder must not stay in the photo
+    where the generator's fill does not reach. Returns (image, pixels inpainted)."""
+    h, w = image.shape[:2]
+    m = np.asarray(mask, np.uint8)
+    if (h, w) != m.shape:
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
+    covered = np.zeros((h, w), np.float32)
+    for matrix in matrices:
+        box = landing_box(matrix, transfer.SIZE, image.shape, scale)
+        if box is not None:
+            x0, y0, x1, y1, to_box = box
+            f = cv2.warpAffine(feather_mask(transfer.SIZE), to_box, (x1 - x0, y1 - y0))
+            covered[y0:y1, x0:x1] = np.maximum(covered[y0:y1, x0:x1], f)
+    # dilated like the crops' holes: the stroke's anti-aliased edge is part of it
+    radius = max(2, round(2 * scale))
+    left = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(bool) & (covered < 0.999)
+    if not left.any():
+        return image, 0
+    bgr = cv2.inpaint(np.ascontiguousarray(image[:, :, ::-1]), left.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    return np.ascontiguousarray(bgr[:, :, ::-1]), int(left.sum())

@@ -15,7 +15,6 @@ import contextlib
 import csv
 import dataclasses
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from gan_face.deblur import DeblurGenerator
 from gan_face.discriminator import PatchDiscriminator
 from gan_face.generator import UNetGenerator
 from gan_face.imageops import signed_to_unit, unit_to_signed
+from gan_face.metrics import psnr
 from train import checkpoint, losses
 from train.config import TrainConfig
 from train.export import ema_model, export
@@ -77,11 +77,6 @@ def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind
 
 def restore(cfg: TrainConfig, g, lq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return g(lq) if cfg.model == "deblur" else g(lq, mask)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = F.mse_loss(a.clamp(0, 1), b.clamp(0, 1)).item()
-    return 10 * math.log10(1 / max(mse, 1e-10))
 
 
 class Trainer:
@@ -306,9 +301,9 @@ class Trainer:
 
         lq, mask, hq = self.val
         restored, shown_lq = run(lq, mask, hq)
-        scores = {"val_psnr": psnr(restored, hq), "val_psnr_input": psnr(shown_lq, hq)}
+        scores = {"val_psnr": psnr(restored, hq).mean().item(), "val_psnr_input": psnr(shown_lq, hq).mean().item()}
         for column, (k_lq, k_mask, k_hq) in self.val_kinds.items():
-            scores[column] = psnr(run(k_lq, k_mask, k_hq)[0], k_hq)
+            scores[column] = psnr(run(k_lq, k_mask, k_hq)[0], k_hq).mean().item()
         return scores, torch.cat([shown_lq, restored, hq])
 
     def write_samples(self, grid: torch.Tensor) -> None:

@@ -1,0 +1,138 @@
+"""Carry the models' correction of a 128 px aligned face back into the photo at its own
+resolution, without throwing away the photo's detail.
+
+The models see a face at 128 px; a face in a photo is often 300-450 px. Pasting the
+enlarged 128 px result back (what gan-face did before) softens every sharp face. Instead the
+model's output O is split against its input I (both at 128 px) into
+- a smooth per-channel gain g = lowpass(O) / lowpass(I): lighting is multiplicative, so the
+  photo's own detail is scaled with it, at every resolution;
+- a residual r = O - g * I: what the models added beyond relighting (deblurred edges,
+  denoised skin, filled holes), at most 128 px worth of detail.
+The photo P at output resolution then becomes g * P + r (r and g warped up to the face's
+size): a face with no correction comes back exactly as it was, a pure tone change keeps the
+photo's high frequencies, and only where the photo's detail is blur or noise (see
+`gan_face.assess`) is it replaced by the model's (lowpass(P) instead of P under the face).
+
+The gain does not stop at the face: it is spread smoothly into hair, neck and background
+(normalised convolution, fading over about one face width to the faces' mean gain), so a
+relit face shows no spotlight or halo. Painted occlusions are replaced by the model's fill.
+"""
+
+from __future__ import annotations
+
+import cv2
+import kornia
+import numpy as np
+import torch
+
+from gan_face.face import feather_mask, landing_box
+
+SIZE = 128  # the aligned crop the models run at
+GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
+EPS = 1e-3  # keeps the gain finite on black pixels
+LOW_RES = 256  # the spread field is computed with the photo's long side at most this
+
+
+def lowpass(t: torch.Tensor, sigma: float = GAIN_SIGMA) -> torch.Tensor:
+    k = int(2 * round(3 * sigma) + 1)
+    return kornia.filters.gaussian_blur2d(t, (k, k), (sigma, sigma), border_type="replicate")
+
+
+def split(restored: torch.Tensor, source: torch.Tensor, fidelity: float = 0.0):
+    """(B,3,128,128) in [0,1] -> (log gain, residual), both (B,3,128,128).
+
+    fidelity: fraction of the residual dropped (1 = keep the input's own detail; holes are
+    filled regardless, see `apply`)."""
+    log_gain = (torch.log(lowpass(restored) + EPS) - torch.log(lowpass(source) + EPS)).clamp(-3, 3)
+    residual = restored - torch.exp(log_gain) * source
+    return log_gain, (1 - fidelity) * residual
+
+
+def _warp(array: np.ndarray, to_box: np.ndarray, box: tuple[int, int], border=cv2.BORDER_REPLICATE) -> np.ndarray:
+    out = cv2.warpAffine(array, to_box, box, flags=cv2.INTER_LINEAR, borderMode=border)
+    return out[..., None] if out.ndim == 2 else out
+
+
+def gain_field(shape: tuple[int, ...], log_gains: list[np.ndarray], matrices: list[np.ndarray], scale: float) -> np.ndarray | None:
+    """(H,W,3) multiplicative gain for the photo at output size `shape`, or None when no face
+    is relit: each face's own gain inside its crop, spread outside by normalised convolution
+    with a Gaussian of half a face width, fading to the faces' mean gain far from any face.
+
+    log_gains: (128,128,3) per face; matrices: photo -> 128 px crop; scale: output / photo."""
+    if not log_gains or max(float(np.abs(g).max()) for g in log_gains) < 1e-3:
+        return None
+    h, w = shape[:2]
+    low = min(1.0, LOW_RES / max(h, w))  # output px -> low-res px
+    lh, lw = max(1, round(h * low)), max(1, round(w * low))
+    num, den = np.zeros((lh, lw, 3), np.float32), np.zeros((lh, lw, 1), np.float32)
+    feather = feather_mask(SIZE)
+    means, weights = [], []
+    for lg, matrix in zip(log_gains, matrices):
+        to_low = cv2.invertAffineTransform(matrix) * (scale * low)  # crop -> low-res
+        weight = _warp(feather, to_low, (lw, lh), cv2.BORDER_CONSTANT)
+        value = _warp(lg, to_low, (lw, lh))
+        face_px = SIZE * scale * low / np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+        sigma = max(1.0, face_px / 2)
+        num += cv2.GaussianBlur(weight * value, (0, 0), sigma).reshape(lh, lw, 3)
+        den += cv2.GaussianBlur(weight, (0, 0), sigma).reshape(lh, lw, 1)
+        means.append((lg * feather[..., None]).sum((0, 1)) / feather.sum())
+        weights.append(face_px)
+    mean = np.average(means, axis=0, weights=weights).astype(np.float32)
+    floor = 0.05 * den.max()  # beyond about one face width the mean gain takes over
+    spread = (num + floor * mean) / (den + floor)
+    field = cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
+    # inside each crop its own gain at full resolution, blended with the spread by the feather
+    for lg, matrix in zip(log_gains, matrices):
+        box = landing_box(matrix, SIZE, shape, scale)
+        if box is None:
+            continue
+        x0, y0, x1, y1, to_box = box
+        f = _warp(feather, to_box, (x1 - x0, y1 - y0), cv2.BORDER_CONSTANT)
+        field[y0:y1, x0:x1] = f * _warp(lg, to_box, (x1 - x0, y1 - y0)) + (1 - f) * field[y0:y1, x0:x1]
+    return np.exp(field)
+
+
+def apply(
+    image: np.ndarray,
+    residual: np.ndarray,
+    restored: np.ndarray,
+    matrix: np.ndarray,
+    scale: float,
+    keep_detail: bool,
+    hole: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Add one face's correction to `image` ((H,W,3) float32, 0-255, already relit), in place.
+
+    residual, restored: (128,128,3) float32 0-255 (the residual, and the model output as
+    relit for the fill); matrix: photo -> 128 px crop; scale: output / photo size;
+    keep_detail: keep the photo's own detail above the model's resolution (False for
+    blurred, noisy or small faces); hole: (128,128) float mask of painted occlusions (soft).
+    Returns the crop's feather weight in the box's frame (or None if the face is outside)."""
+    box = landing_box(matrix, SIZE, image.shape, scale)
+    if box is None:
+        return None
+    x0, y0, x1, y1, to_box = box
+    size = (x1 - x0, y1 - y0)
+    region = image[y0:y1, x0:x1]
+    f = _warp(feather_mask(SIZE), to_box, size, cv2.BORDER_CONSTANT)
+    face_px = SIZE * scale / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # the crop's width in output px
+    base = region
+    if not keep_detail and face_px > 1.25 * SIZE:
+        # the photo's detail finer than the model's 128 px is blur or noise: keep only what
+        # the model saw (a Gaussian at the 128 px band's Nyquist)
+        base = region + f * (cv2.GaussianBlur(region, (0, 0), 0.6 * face_px / SIZE) - region)
+    out = base + f * _warp(residual, to_box, size)
+    if hole is not None:
+        m = f * _warp(hole, to_box, size, cv2.BORDER_CONSTANT)
+        out = (1 - m) * out + m * _warp(restored, to_box, size)
+    image[y0:y1, x0:x1] = out
+    return f
+
+
+def hole_mask(mask: np.ndarray, matrix: np.ndarray, dilate: int = 2) -> np.ndarray:
+    """A painted (H,W) photo mask -> (128,128) float mask in the crop, covering the whole
+    stroke: its anti-aliased edge included (dilated `dilate` px at 128), with a 1 px soft edge outside."""
+    m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR) > 0
+    m = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
+    m = m.astype(np.float32)
+    return np.maximum(m, cv2.GaussianBlur(m, (0, 0), 1.0))  # 1 over the dilated stroke, a soft edge outside

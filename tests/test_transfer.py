@@ -1,0 +1,96 @@
+"""Carrying a 128 px correction back to the photo: the frequency split, the spread of the
+lighting gain past the face, and holes filled over the whole painted stroke."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from gan_face import transfer
+from gan_face.face import align
+from gan_face.imageops import batch_to_unit
+
+
+@pytest.fixture(scope="module")
+def face(astronaut):
+    from gan_face.face import FaceDetector
+
+    return FaceDetector(download=False)(astronaut)[0]
+
+
+def crop_tensor(image, face):
+    crop, matrix = align(image, face.landmarks, transfer.SIZE)
+    return batch_to_unit(crop[None]), matrix
+
+
+def correct(image, face, restored_fn, keep_detail=True):
+    """The pipeline's step 5 for one face whose 128 px crop the 'model' maps by restored_fn."""
+    source, matrix = crop_tensor(image, face)
+    log_gain, residual = transfer.split(restored_fn(source), source)
+    lg = log_gain[0].permute(1, 2, 0).numpy()
+    canvas = image.astype(np.float32)
+    gain = transfer.gain_field(canvas.shape, [lg], [matrix], 1.0)
+    if gain is not None:
+        canvas *= gain
+    transfer.apply(canvas, residual[0].permute(1, 2, 0).numpy() * 255, None, matrix, 1.0, keep_detail)
+    return canvas, matrix
+
+
+def test_no_correction_gives_the_photo_back_exactly(astronaut, face):
+    out, _ = correct(astronaut, face, lambda x: x.clone())
+    assert np.array_equal(np.clip(out + 0.5, 0, 255).astype(np.uint8), astronaut)
+
+
+def test_a_pure_tone_change_keeps_the_photos_detail(astronaut, face):
+    # a 2x larger photo than the crop sees: its finest detail exists only in the photo
+    big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    from gan_face.face import Face
+
+    scaled = Face(face.box * 2, face.score, face.landmarks * 2)
+    out, matrix = correct(big, scaled, lambda x: x * 0.5)
+    inside = cv2.warpAffine(np.ones((96, 96), np.float32), cv2.invertAffineTransform(matrix), (1024, 1024)) > 0.5  # the crop's core
+    # the face is half as bright and has all of its high frequencies, halved
+    detail_in = cv2.Laplacian(big.astype(np.float32), cv2.CV_32F)[inside]
+    detail_out = cv2.Laplacian(out, cv2.CV_32F)[inside]
+    assert np.abs(detail_out - 0.5 * detail_in).mean() < 0.02 * np.abs(detail_in).mean()
+    assert np.abs(out[inside] - 0.5 * big[inside]).mean() < 1.0
+
+
+def test_a_relit_face_shows_no_step_at_the_paste_boundary(astronaut, face):
+    # a flat photo and a face brightened 1.8x: the gain must fade past the crop, not stop at it
+    grey = np.full_like(astronaut, 60)
+    out, _ = correct(grey, face, lambda x: (x * 1.8).clamp(0, 1))
+    row = out[int(face.center[1]), :, 1]
+    assert row.max() > 100  # the face is relit
+    assert np.abs(np.diff(row)).max() < 1.5  # no step anywhere along the row (60 -> 108 over >= 30 px)
+    column = out[:, int(face.center[0]), 1]
+    assert np.abs(np.diff(column)).max() < 1.5
+
+
+def test_the_gain_spreads_into_the_surroundings(astronaut, face):
+    # a face the model darkens to half: its neck darkens with it, and far away the photo
+    # takes the faces' mean gain (a whole photo underexposed or overexposed is corrected as one)
+    source, matrix = crop_tensor(astronaut, face)
+    log_gain, _ = transfer.split(source * 0.5, source)
+    gain = transfer.gain_field(astronaut.shape, [log_gain[0].permute(1, 2, 0).numpy()], [matrix], 1.0)
+    x0, y0, x1, y1 = face.box.astype(int)
+    assert gain[(y0 + y1) // 2, (x0 + x1) // 2, 1] == pytest.approx(0.5, abs=0.02)  # the face
+    assert gain[min(y1 + (y1 - y0) // 2, 511), (x0 + x1) // 2, 1] == pytest.approx(0.5, abs=0.05)  # the neck
+    assert gain[500, 10, 1] == pytest.approx(0.5, abs=0.05)  # a far corner
+
+
+def test_hole_mask_covers_the_antialiased_stroke(astronaut, face):
+    _, matrix = crop_tensor(astronaut, face)
+    painted = np.zeros(astronaut.shape[:2], np.uint8)
+    cv2.line(painted, (200, 110), (260, 120), 255, 6, cv2.LINE_AA)
+    hole = transfer.hole_mask(painted > 0, matrix)
+    stroke = cv2.warpAffine(painted, matrix, (128, 128), flags=cv2.INTER_LINEAR) > 0
+    assert hole[stroke].min() > 0.99  # every pixel the stroke touches is fully a hole
+    assert hole.max() <= 1.0 and (hole > 0).sum() < 4 * stroke.sum()  # and not much more
+
+
+def test_split_of_a_darkened_face_is_a_gain():
+    x = torch.rand(1, 3, 128, 128) * 0.5 + 0.25
+    log_gain, residual = transfer.split(x * 0.25, x)
+    assert torch.allclose(log_gain, torch.full_like(log_gain, np.log(0.25)), atol=0.01)
+    assert residual.abs().max() < 0.005
