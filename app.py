@@ -3,7 +3,8 @@
 Environment: GAN_FACE_GENERATOR / GAN_FACE_DEBLUR (local folder or Hub repo id, default
 pretrained/), GAN_FACE_WEIGHTS (detector and Real-ESRGAN files; ../shared/weights when it
 exists), GAN_FACE_DOWNLOAD=0 to forbid downloading missing weights (downloads are checked
-against pinned sha256 values; a Space has no local weights), PORT / GRADIO_SERVER_NAME.
+against pinned sha256 values; a Space has no local weights), GRADIO_SERVER_PORT (Gradio's own
+variable; PORT is an alias) and GRADIO_SERVER_NAME.
 """
 
 import os
@@ -27,6 +28,6 @@ demo.queue(max_size=64, default_concurrency_limit=2)
 if __name__ == "__main__":
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("PORT", 7860)),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or 7860),
         max_file_size=MAX_BYTES,
     )

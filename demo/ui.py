@@ -22,7 +22,8 @@ NO_SIMULATION = "none"
 
 DESCRIPTION = """# gan-face
 Drop in a damaged photo (motion blur, occlusions, bad lighting, low resolution): every face is
-detected, aligned, deblurred, reconstructed by a U-Net GAN, upscaled and pasted back.
+detected, aligned, assessed, deblurred if blurred, reconstructed by a U-Net GAN, and its correction
+pasted back at the photo's own resolution (a sharp face keeps its detail).
 Paint over occluded parts of a face (hands, scratches, sunglasses) with the brush to tell the
 model which pixels to reconstruct."""
 
@@ -89,6 +90,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
         gallery = [(f.before, f"face {i + 1}: input") for i, f in enumerate(result.faces)]
         gallery += [(f.after, f"face {i + 1}: restored") for i, f in enumerate(result.faces)]
         lines = [f"**{len(result.faces)} face(s)** in {result.timings['total']:.2f} s"]
+        lines += [f"- face {i + 1}: {face.summary}" for i, face in enumerate(result.faces)]
         lines += [f"- {stage}: {seconds * 1000:.0f} ms" for stage, seconds in result.timings.items() if stage != "total"]
         lines += [f"- note: {n}" for n in result.notes]
         path = Path(tempfile.mkdtemp(prefix="gan-face-")) / "restored.png"  # one folder per request

@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from gan_face.imageio import MAX_BYTES, MAX_PIXELS, ImageError, finish, load_photo
+from gan_face.imageio import MAX_BYTES, MAX_PIXELS, ImageError, finish, load_photo, open_image
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -59,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--only-center", action="store_true")
     r.add_argument("--min-face", type=float, default=0, help="ignore faces smaller than this (px)")
     r.add_argument("--save-faces", action="store_true", help="also save each face's crop, before and after")
+    r.add_argument("--masks", default=None, help="folder of hole masks: for photo a/x.jpg, a/x.png (any image format) there, white = occluded")
+    r.add_argument("--aligned", action="store_true", help="the inputs are face crops already aligned to the FFHQ template (no detection)")
+    r.add_argument("--quiet", action="store_true", help="no per-face lines, only the summary")
     r.add_argument("--generator", default=None, help="generator folder or Hub repo id (default: pretrained/gan-face-generator)")
     r.add_argument("--deblur-model", default=None, help="DeblurGAN-v2 folder or Hub repo id (default: pretrained/gan-face-deblur)")
     r.add_argument("--weights", default=None, help="folder with detector / Real-ESRGAN weights")
@@ -89,8 +93,9 @@ def restore_command(args) -> int:
     for path, name in tqdm(files, desc="restoring", unit="photo"):
         try:
             photo = load_photo(path, args.max_pixels, args.max_bytes)
+            mask = read_mask(Path(args.masks) / name.parent, path.stem, photo.rgb.shape, args) if args.masks else None
             result = restorer(
-                photo.rgb, upscale=args.upscale, realesrgan_background=args.realesrgan_background, fidelity=args.fidelity,
+                photo.rgb, mask=mask, aligned=args.aligned, upscale=args.upscale, realesrgan_background=args.realesrgan_background, fidelity=args.fidelity,
                 lighting=args.lighting, use_deblur=not args.no_deblur, only_largest=args.only_largest,
                 only_center=args.only_center, min_face=args.min_face, time_limit=args.time_limit,
             )
@@ -110,10 +115,31 @@ def restore_command(args) -> int:
         faces += len(result.faces)
         if not result.faces:
             tqdm.write(f"{path}: no face found, upscaled only", file=sys.stderr)
+        elif not args.quiet:
+            for i, face in enumerate(result.faces):
+                tqdm.write(f"{path}: face {i + 1}: {face.summary}")
+            for note in result.notes[len(restorer.notes):]:
+                tqdm.write(f"{path}: note: {note}")
     done = len(files) - failed
     seconds = time.perf_counter() - start
     print(f"{done} photo(s) restored, {faces} face(s) found, {failed} skipped, {seconds / max(done, 1):.2f} s per photo -> {out}")
     return 0 if done else 1
+
+
+def read_mask(folder: Path, stem: str, shape: tuple[int, ...], args):
+    """The hole mask `folder/stem.*` (any image suffix; white = occluded) as an (H,W) bool
+    array, or None when there is none. It must have the photo's size."""
+    candidates = sorted(p for p in folder.glob(glob_escape(stem) + ".*") if p.suffix.lower() in SUFFIXES)
+    if not candidates:
+        return None
+    image = open_image(candidates[0], args.max_pixels, args.max_bytes)
+    if image.size != (shape[1], shape[0]):
+        raise ValueError(f"mask {candidates[0]} is {image.size[0]}x{image.size[1]} but the photo is {shape[1]}x{shape[0]}")
+    return np.asarray(image.convert("L")) > 127
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def main(argv=None) -> int:
@@ -121,7 +147,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return restore_command(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

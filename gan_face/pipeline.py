@@ -59,16 +59,22 @@ class Restoration:
     notes: list[str] = field(default_factory=list)  # what the user should know (e.g. no face found)
 
 
-def load_model(cls, source, name: str):
-    """`cls.from_pretrained(source)` for a local folder or Hub repo id; None when absent."""
+def load_model(cls, source, name: str, default: Path):
+    """`cls.from_pretrained(source)` for a local folder or Hub repo id. None when `source` is
+    None, or is the shipped `default` folder and that is absent (a checkout without weights);
+    any other path that does not exist is an error naming it."""
     if source is None:
         return None
-    if Path(source).exists() or "/" in str(source) and not str(source).startswith((".", "/")):
-        try:
-            return cls.from_pretrained(str(source), strict=True)
-        except Exception as e:  # noqa: BLE001 - hub, json and safetensors errors
-            raise ValueError(f"could not load the {name} from {source}: {e}") from e
-    return None
+    text = str(source)
+    looks_local = Path(text).exists() or text.startswith((".", "/", "~")) or text.count("/") != 1
+    if looks_local and not Path(text).expanduser().exists():
+        if Path(text) == default:
+            return None
+        raise ValueError(f"the {name} folder {text} does not exist")
+    try:
+        return cls.from_pretrained(str(Path(text).expanduser()) if looks_local else text, strict=True)
+    except Exception as e:  # noqa: BLE001 - hub, json and safetensors errors
+        raise ValueError(f"could not load the {name} from {source}: {e}") from e
 
 
 class FaceRestorer:
@@ -108,11 +114,11 @@ class FaceRestorer:
         """Load every stage: the models from local folders or Hub repo ids, the detector and
         Real-ESRGAN from the weights folder (or their checked downloads if `download`)."""
         notes = []
-        g = load_model(UNetGenerator, generator, "generator")
+        g = load_model(UNetGenerator, generator, "generator", DEFAULT_GENERATOR)
         if g is None:
             notes.append("untrained generator: no trained weights were found, faces are not reconstructed")
             g = UNetGenerator()  # zero-initialised head: returns its input unchanged
-        d = load_model(DeblurGenerator, deblur, "deblurring model")
+        d = load_model(DeblurGenerator, deblur, "deblurring model", DEFAULT_DEBLUR)
         if d is None and deblur is not None:
             notes.append("no trained DeblurGAN-v2 weights: the deblurring stage is off")
         detector = FaceDetector(weights, download=download)

@@ -53,7 +53,7 @@ def test_gradio_client_restores_a_photo(server):
     assert image.shape[:2] == (1024, 1024)
     assert np.asarray(Image.open(download)).shape[:2] == (1024, 1024)
     assert len(faces) == 2  # the one face, before and after
-    assert "1 face(s)" in timings
+    assert "1 face(s)" in timings and "face 1:" in timings  # what was found and done
 
 
 def test_gradio_client_gets_a_clear_error_for_a_non_image(server, tmp_path):

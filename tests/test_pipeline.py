@@ -74,10 +74,17 @@ def test_bad_arguments(restorer, astronaut):
         restorer(astronaut, fidelity=2)
 
 
-def test_from_pretrained_without_weights_says_untrained(tmp_path):
-    r = FaceRestorer.from_pretrained(generator=tmp_path / "none", deblur=tmp_path / "none", realesrgan_background=False)
+def test_from_pretrained_without_weights_says_untrained():
+    r = FaceRestorer.from_pretrained(generator=None, deblur=None, realesrgan_background=False)
     assert r.untrained
     assert any("untrained" in n for n in r.notes)
+
+
+def test_a_generator_path_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=f"generator folder {tmp_path / 'typo'} does not exist"):
+        FaceRestorer.from_pretrained(generator=tmp_path / "typo", realesrgan_background=False)
+    with pytest.raises(ValueError, match="deblurring model folder ./nowhere does not exist"):
+        FaceRestorer.from_pretrained(deblur="./nowhere", realesrgan_background=False)
 
 
 def test_time_limit_stops_a_slow_request(restorer, astronaut):

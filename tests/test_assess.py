@@ -1,0 +1,43 @@
+"""The per-face assessment on a sharp, a blurred, a noisy and a dark real face."""
+
+import pytest
+import torch
+
+from gan_face import degradations
+from gan_face.assess import assess
+from gan_face.imageops import batch_from_unit
+
+
+@pytest.fixture(scope="module")
+def faces():
+    from gan_face.dataset import AlignedFaces
+
+    from .conftest import TEST_FACES
+
+    data = AlignedFaces(TEST_FACES, 128, limit=12)
+    return data.images.permute(0, 3, 1, 2).float() / 255
+
+
+def findings(batch):
+    return [assess(crop, 250).findings for crop in batch_from_unit(batch)]
+
+
+def test_sharp_well_lit_faces_need_nothing(faces):
+    assert sum(f == [] for f in findings(faces)) >= 10  # of 12 real test faces
+
+
+def test_blur_noise_and_darkness_are_found(faces):
+    g = torch.Generator().manual_seed(0)
+    blurred = degradations.motion_blur(faces, g, length=(12, 20))
+    noisy = degradations.gaussian_noise(faces, g, (12, 20))
+    dark = degradations.lighting(faces, "low light")
+    assert sum("blurred" in f for f in findings(blurred)) >= 10
+    assert sum("noisy" in f for f in findings(noisy)) >= 11
+    assert sum("dark" in f for f in findings(dark)) >= 11
+
+
+def test_a_small_face_is_low_resolution(faces):
+    crop = batch_from_unit(faces[:1])[0]
+    assert "small (60 px)" in assess(crop, 60).findings
+    assert assess(crop, 60).fine_detail_reliable is False
+    assert assess(crop, 400).fine_detail_reliable is True
