@@ -3,7 +3,9 @@
 1. normalisation: batch, instance, or both ("batch+instance": half the channels of a
    layer get instance norm, half batch norm, as in IBN-Net);
 2. noise injection: Gaussian noise on the input and on every hidden feature map while
-   training, with a std (`noise_std`) the training loop anneals to 0;
+   training, with a std (`noise_std`) the training loop anneals to 0. One noise value per
+   pixel, shared by all channels (StyleGAN's noise inputs): drawing one per channel was half
+   of a training step's time;
 3. gradient penalty: computed by the training loop (`train/losses.py`), since it needs
    real and fake images.
 
@@ -64,7 +66,8 @@ class PatchDiscriminator(
         base_channels: width of the first layer; doubles each layer up to `max_channels`.
         max_channels: cap on the width.
         n_layers: stride-2 layers after the first one (receptive field grows with it).
-        norm: "batch", "instance", "batch+instance" or "none".
+        norm: "instance" (default: independent of the batch, so gradient accumulation gives
+            the gradients of one big batch), "batch", "batch+instance" or "none".
         noise_injection: add Gaussian noise of std `self.noise_std` to the input and
             hidden features in training mode (the training loop sets and anneals it).
     """
@@ -76,7 +79,7 @@ class PatchDiscriminator(
         base_channels: int = 32,
         max_channels: int = 128,
         n_layers: int = 3,
-        norm: str = "batch+instance",
+        norm: str = "instance",
         noise_injection: bool = True,
     ):
         super().__init__()
@@ -102,7 +105,7 @@ class PatchDiscriminator(
 
     def add_noise(self, x: torch.Tensor) -> torch.Tensor:
         if self.noise_injection and self.training and self.noise_std > 0:
-            return x + torch.randn_like(x) * self.noise_std
+            return x + torch.randn(x.shape[0], 1, *x.shape[2:], dtype=x.dtype, device=x.device) * self.noise_std
         return x
 
     def forward(self, x: torch.Tensor, return_features: bool = False):

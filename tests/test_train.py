@@ -41,11 +41,12 @@ def read_log(out) -> list[dict]:
 def test_gradient_accumulation_equals_one_big_batch(tmp_path):
     """K micro-batches of loss/K give the gradients of one batch of K x micro.
 
-    D uses instance norm here (batch norm depends on the micro-batch by design) and lr_d=0,
-    so that the G-phase gradients are compared against the same D."""
+    With the shipped configuration (D's default instance norm; batch norm would depend on the
+    micro-batch by design), noise off and lr_d=0, so that the G-phase gradients are compared
+    against the same D."""
     grads = []
     for micro in (8, 2):
-        cfg = tiny(tmp_path, batch=8, micro=micro, d_norm="instance", d_noise=0.0, gp="r1", gp_every=1, lr_d=0.0)
+        cfg = tiny(tmp_path, batch=8, micro=micro, d_noise=0.0, gp="r1", gp_every=1, lr_d=0.0)
         torch.manual_seed(0)
         trainer = Trainer(cfg)
         trainer.train_step(*trainer.sample_batch())
@@ -213,3 +214,39 @@ def test_export_command_writes_generator_and_discriminator(tmp_path):
     PatchDiscriminator.from_pretrained(tmp_path / "d", strict=True)
     assert "`python -m train --steps 2`" in (tmp_path / "g" / "README.md").read_text()
     assert export_main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 1  # a clear error, no traceback
+
+
+def test_psnr_phase_trains_g_alone(tmp_path):
+    # --gan false (ESRGAN's first phase): no discriminator step, no adversarial terms
+    trainer = Trainer(tiny(tmp_path, gan=False))
+    d_before = [p.detach().clone() for p in trainer.d.parameters()]
+    g_before = [p.detach().clone() for p in trainer.g.parameters()]
+    stats = trainer.train_step(*trainer.sample_batch())
+    assert all(torch.equal(a, b) for a, b in zip(d_before, trainer.d.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.g.parameters()))
+    assert stats["adv"] == stats["d_loss"] == 0 and stats["l1"] > 0
+
+
+def test_perceptual_loss_is_finite_and_reaches_g(tmp_path):
+    trainer = Trainer(tiny(tmp_path, perceptual_weight=0.1))
+    stats = trainer.train_step(*trainer.sample_batch())
+    assert 0 < stats["perceptual"] < 100 and math.isfinite(stats["g_loss"])
+    assert stats["g_loss"] > stats["l1"] + 0.1 * stats["perceptual"] * 0.99  # it is part of G's loss
+
+
+def test_per_degradation_validation_is_logged(tmp_path):
+    train(tiny(tmp_path, steps=2))
+    row = read_log(tmp_path / "run")[-1]
+    for kind in ("lighting", "occlusion", "motion_blur", "downscale", "mixed", "clean"):
+        assert float(row[f"val_{kind}"]) > 5
+    assert float(row["val_clean"]) > float(row["val_mixed"])  # a clean face is closest to itself
+
+
+def test_init_from_an_exported_folder(tmp_path):
+    cfg = tiny(tmp_path, steps=2)
+    train(cfg)
+    export(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "exported", command="python -m train x")
+    fine = Trainer(tiny(tmp_path, out=str(tmp_path / "fine"), init_from=str(tmp_path / "exported"), gan=False))
+    exported = UNetGenerator.from_pretrained(str(tmp_path / "exported"), strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(exported.parameters(), fine.g.parameters()))
+    assert fine.init == {"from": str(tmp_path / "exported"), "step": 2, "wall": pytest.approx(fine.init["wall"])}

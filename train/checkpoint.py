@@ -76,7 +76,7 @@ def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
 
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
-LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0}
+LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "bf16": False}
 
 
 def config_of(state: dict) -> dict:
@@ -93,6 +93,15 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
 
 def _kind_mix(cfg: dict) -> str:
     return ", ".join(f"{kind} {cfg[flag]:g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
+
+
+def _losses(cfg: dict) -> str:
+    terms = f"L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']}"
+    if cfg["perceptual_weight"]:
+        terms += f" + VGG16 perceptual {cfg['perceptual_weight']}"
+    if not cfg["gan"]:
+        return terms + " (PSNR phase: no discriminator)"
+    return terms + f" + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}"
 
 
 def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None) -> str:
@@ -113,6 +122,6 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
 - degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean
-- losses: L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']} + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}
+- losses: {_losses(cfg)}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})
 {extra}"""

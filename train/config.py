@@ -7,10 +7,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from gan_face.generator import NORMS as G_NORMS
+from train.losses import GRADIENT_PENALTIES
 from gan_face.weights import SHARED
 
 MODELS = ("generator", "deblur")
-GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")
 D_NORMS = ("batch", "instance", "batch+instance", "none")
 # one flag per gan_face.degradations.TRAINING_KINDS entry, same order
 KIND_WEIGHT_FLAGS = ("lighting_weight", "occlusion_weight", "blur_weight", "downscale_weight", "mixed_weight")
@@ -51,6 +51,7 @@ class TrainConfig:
     gan: bool = True  # false: the PSNR phase (ESRGAN): G alone on L1, no discriminator, several times faster
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
+    perceptual_weight: float = 0.0  # VGG16 feature L1 (needs `python -m gan_face.perceptual` once)
     adv_weight: float = 0.01
     fm_weight: float = 0.1  # discriminator feature matching
     gp: str = "r1"  # "r1", "wgan-gp" or "none"
@@ -67,7 +68,7 @@ class TrainConfig:
     d_channels: int = 32
     d_max_channels: int = 128
     d_layers: int = 3
-    d_norm: str = "batch+instance"
+    d_norm: str = "instance"  # batch-independent: accumulation equals one big batch (see the test)
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 200
@@ -99,6 +100,7 @@ class TrainConfig:
             need(w >= 0, f"--{name} must be >= 0, got {w}")
         need(0 <= self.clean_fraction < 1, f"--clean_fraction must be in [0, 1), got {self.clean_fraction}")
         need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
+        need(self.perceptual_weight >= 0, f"--perceptual_weight must be >= 0, got {self.perceptual_weight}")
         need(self.steps > 0, f"--steps must be positive, got {self.steps}")
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")
         need(0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -1,4 +1,5 @@
-"""GAN losses: non-saturating adversarial loss, gradient penalties, feature matching."""
+"""GAN losses: non-saturating adversarial loss, gradient penalties, feature matching, and the
+VGG16 perceptual loss (ImageNet weights converted offline by `gan_face.perceptual`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")
+GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")  # the ones train.py knows: one place for the list
+
 
 
 def d_adversarial(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -48,3 +50,22 @@ def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> tor
     (gradient accumulation) gives the same loss and gradients."""
     per_image = ((fake - real).abs() * mask).flatten(1).sum(1) / (mask.flatten(1).sum(1) * fake.shape[1]).clamp(min=1)
     return per_image.mean()
+
+
+class PerceptualLoss(nn.Module):
+    """L1 between frozen ImageNet VGG16 features (relu1_2, relu2_2, relu3_3, relu4_3) of the
+    restored and the clean face, as ESRGAN and GFPGAN use; inputs (B,3,H,W) in [-1,1]."""
+
+    def __init__(self, folder=None):
+        super().__init__()
+        from gan_face.perceptual import vgg_features
+
+        self.vgg = vgg_features(depth=4, folder=folder)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        from gan_face.perceptual import imagenet_normalise
+
+        a = self.vgg(imagenet_normalise((fake + 1) / 2))
+        with torch.no_grad():
+            b = self.vgg(imagenet_normalise((real + 1) / 2))
+        return sum(F.l1_loss(x, y) for x, y in zip(a, b)) / len(a)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # per-degradation validation: one column per kind the generator trains on, and clean faces
 VAL_KINDS = {f"val_{kind.replace(' ', '_')}": kind for kind in degradations.TRAINING_KINDS} | {"val_clean": None}
 CSV_FIELDS = (
-    ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
+    ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
     + ("val_psnr", "val_psnr_input", *VAL_KINDS)
 )
 
@@ -97,6 +97,7 @@ class Trainer:
         self.val_idx, self.train_idx = order[:n_val], order[n_val:]
 
         self.g, self.d = build_generator(cfg), build_discriminator(cfg)
+        self.perceptual = losses.PerceptualLoss().to(self.accelerator.device) if cfg.perceptual_weight > 0 else None
         self.init = self.init_weights(Path(cfg.init_from)) if cfg.init_from and not cfg.resume else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
@@ -205,7 +206,7 @@ class Trainer:
         d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
         lq, hq = unit_to_signed(lq), unit_to_signed(hq)
         micro = lambda t, k: None if t is None else t[k * cfg.micro : (k + 1) * cfg.micro]  # noqa: E731
-        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "gp", "d_real", "d_fake"), 0.0)
+        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake"), 0.0)
         gp_step = cfg.gp != "none" and self.step % cfg.gp_every == 0
 
         # 2. generator forward, kept for the G phase
@@ -254,10 +255,11 @@ class Trainer:
                             _, real_feats = self.d(real, return_features=True)
                     adv = losses.g_adversarial(fake_logits.float())
                     fm = losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats])
-                loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm
+                perceptual = self.perceptual(fake, real) if self.perceptual is not None else fake.new_zeros(())
+                loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm + cfg.perceptual_weight * perceptual
                 self.check_finite(loss, "generator")
                 self.accelerator.backward(loss / K)
-            for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm)):
+            for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm), ("perceptual", perceptual)):
                 stats[name] += value.item() / K
         self.opt_g.step()
         self.d.requires_grad_(True)
