@@ -26,7 +26,7 @@ from gan_face.assess import Assessment, assess
 from gan_face.deblur import DeblurGenerator
 from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, select_faces, template
 from gan_face.generator import UNetGenerator
-from gan_face.imageops import batch_from_unit, batch_to_unit, check_rgb, signed_to_unit, unit_to_signed
+from gan_face.imageops import batch_to_unit, check_rgb, signed_to_unit, unit_to_signed
 from gan_face.upscale import Upscaler
 
 log = logging.getLogger(__name__)
@@ -223,13 +223,9 @@ class FaceRestorer:
         for stage, model in (("deblur", self.deblur), ("generator", self.generator)):
             rows = [i for i, s in enumerate(stages) if stage in s]
             if rows:
-                x = unit_to_signed(restored[rows])
-                if stage == "deblur":
-                    y = model(x)
-                else:
-                    m = torch.stack([torch.from_numpy((h > 0.5).astype(np.float32)) if h is not None else torch.zeros(self.crop_size, self.crop_size) for h in (holes[i] for i in rows)])
-                    y = model(x, m[:, None])
-                restored[rows] = signed_to_unit(y).clamp(0, 1)
+                blank = np.zeros((self.crop_size,) * 2, np.float32)
+                m = torch.from_numpy(np.stack([(holes[i] > 0.5).astype(np.float32) if holes[i] is not None else blank for i in rows]))[:, None]
+                restored[rows] = run_stage(model, restored[rows], m)
             lap(stage)
 
         # 4. the photo at output size
@@ -304,3 +300,11 @@ def fill_outside(image: np.ndarray, mask: np.ndarray, matrices: list[np.ndarray]
         return image, 0
     bgr = cv2.inpaint(np.ascontiguousarray(image[:, :, ::-1]), left.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
     return np.ascontiguousarray(bgr[:, :, ::-1]), int(left.sum())
+
+
+def run_stage(model, faces: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One model stage on (B,3,128,128) aligned faces in [0,1]: DeblurGAN-v2, or the generator
+    with its (B,1,128,128) occlusion mask. The pipeline and the evaluation harness both call this."""
+    x = unit_to_signed(faces)
+    y = model(x) if isinstance(model, DeblurGenerator) else model(x, mask)
+    return signed_to_unit(y).clamp(0, 1)
