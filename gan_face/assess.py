@@ -66,12 +66,6 @@ class Assessment:
         names = ("blurred", "noisy", "small", "dark", "bright", "uneven")
         return [n if n != "small" else f"small ({self.face_px:.0f} px)" for n in names if getattr(self, n)]
 
-    @property
-    def fine_detail_reliable(self) -> bool:
-        """Whether the photo's own detail above the model's resolution is worth keeping: not
-        where it is blur or noise (the restored face replaces it)."""
-        return not (self.blurred or self.noisy or self.small)
-
 
 def assess(crop: np.ndarray, face_px: float) -> Assessment:
     """crop: (128,128,3) uint8 RGB aligned face; face_px: its width in photo pixels."""

@@ -17,6 +17,7 @@ import math
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -24,14 +25,16 @@ from tqdm import tqdm
 
 from gan_face import baselines, degradations, metrics, photo_damage
 from gan_face.face import align
-from gan_face.imageops import to_unit
+from gan_face.imageops import batch_to_unit, to_unit
 from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR, FaceRestorer
+from gan_face.report import contact_sheet, sheet_name
 from gan_face.weights import SHARED
 
 PORTRAITS = SHARED / "data" / "photos" / "portraits"
 NONE = "none (clean photo)"
 DAMAGE = ("motion blur", "occlusion (mask given)", *degradations.LIGHTING_CONDITIONS, "mixed", NONE)
 INPUT, OURS = "degraded input", "ours: pipeline"
+SHEET_PHOTOS, SHEET_PX = 8, 192  # contact sheets: the first 8 portraits, face regions at 192 px
 
 
 def damage(name: str, photo: np.ndarray, faces, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -93,12 +96,13 @@ class Scorer:
         return row
 
 
-def evaluate(args) -> list[dict]:
+def evaluate(args) -> tuple[list[dict], dict]:
+    """Score every damage and method; also the face regions of the first photos for the sheets."""
     torch.set_num_threads(args.threads)
     restorer = FaceRestorer.from_pretrained(args.generator, args.deblur, realesrgan_background=False)
     scorer = Scorer(not args.no_identity)
     files = sorted(PORTRAITS.glob("*.jpg"))[: args.limit or None]
-    rows = []
+    rows, sheets = [], {}
     for size in args.sizes:
         for index, path in enumerate(tqdm(files, desc=f"portraits at {size}")):
             with Image.open(path) as im:
@@ -120,7 +124,11 @@ def evaluate(args) -> list[dict]:
                 for method, output in outputs.items():
                     kind = method if method in (INPUT, OURS) else "classical"
                     rows.append({"size": size, "photo": path.name, "damage": name, "method": method, "kind": kind, **scorer(output, clean, face, clean_desc)})
-    return rows
+                if size == args.sizes[0] and index < SHEET_PHOTOS:  # contact sheets: the face regions
+                    region = face_region(clean, face.box)
+                    for label, image in (("degraded", damaged), ("ours", outputs[OURS]), ("clean", clean)):
+                        sheets.setdefault(name, {}).setdefault(label, []).append(cv2.resize(image[region], (SHEET_PX, SHEET_PX), interpolation=cv2.INTER_AREA))
+    return rows, sheets
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -196,16 +204,24 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    rows = evaluate(args)
+    rows, sheets = evaluate(args)
     summary = summarise(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for name, by_label in sheets.items():
+        contact_sheet(out / sheet_name(name), [(label, batch_to_unit(np.stack(faces))) for label, faces in by_label.items()])
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["size", "damage", "method", "kind", "n", "psnr", "ssim", "lpips", "identity"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(summary)
     lines = target_lines(summary)
-    (out / "results.md").write_text(f"`{args.command}`\n\n" + "\n".join(lines) + "\n\n" + markdown(summary) + "\n")
+    images = "\n".join(f"![{name}]({sheet_name(name)})" for name in sheets)
+    (out / "results.md").write_text(
+        f"# Real-resolution evaluation\n\n`{args.command}`: {len({r['photo'] for r in rows})} portraits from "
+        f"`../shared/data/photos/portraits/` (credits in its README), the whole photo damaged and restored at `upscale=1`, "
+        f"the face region scored against the clean photo.\n\n## Targets\n" + "\n".join(lines) + "\n\n## Table\n" + markdown(summary)
+        + "\n\n## Contact sheets (face regions: degraded / ours / clean)\n" + images + "\n"
+    )
     print("\n".join(lines))
     return 0
 

@@ -1,8 +1,7 @@
 """FaceRestorer: the whole-photo pipeline.
 
     photo -> 1. detect + align (5 landmarks -> FFHQ template crops at 128 px, painted masks too)
-          -> 2. assess each face (blur, noise, size, light): which stages, and whether the
-                photo's own fine detail is worth keeping
+          -> 2. assess each face (blur, noise, size, light): which stages it needs
           -> 3. deblur (DeblurGAN-v2) the blurred faces; generator (U-Net) on every face
           -> 4. upscale the photo (Lanczos, or Real-ESRGAN)
           -> 5. paste back the correction, not the 128 px face (`gan_face.transfer`): the
@@ -258,7 +257,7 @@ class FaceRestorer:
             if gain is not None:
                 canvas *= gain
             for k, i in enumerate(worked):
-                transfer.apply(canvas, residual[k], filled[k], matrices[i], scale, assessments[i].fine_detail_reliable, holes[i])
+                transfer.apply(canvas, residual[k], filled[k], matrices[i], scale, holes[i])
             out = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
         lap("paste back")
         timings["total"] = sum(timings.values())

@@ -10,8 +10,9 @@ model's output O is split against its input I (both at 128 px) into
   denoised skin, filled holes), at most 128 px worth of detail.
 The photo P at output resolution then becomes g * P + r (r and g warped up to the face's
 size): a face with no correction comes back exactly as it was, a pure tone change keeps the
-photo's high frequencies, and only where the photo's detail is blur or noise (see
-`gan_face.assess`) is it replaced by the model's (lowpass(P) instead of P under the face).
+photo's high frequencies. The photo's detail above the model's 128 px is kept even where
+it is blur or noise: replacing it by a low-pass copy (tried) scored worse (LPIPS) on the
+damaged portraits than keeping it.
 
 The gain does not stop at the face: it is spread smoothly into hair, neck and background
 (normalised convolution, fading over about one face width to the faces' mean gain), so a
@@ -98,15 +99,13 @@ def apply(
     restored: np.ndarray,
     matrix: np.ndarray,
     scale: float,
-    keep_detail: bool,
     hole: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Add one face's correction to `image` ((H,W,3) float32, 0-255, already relit), in place.
 
     residual, restored: (128,128,3) float32 0-255 (the residual, and the model output as
     relit for the fill); matrix: photo -> 128 px crop; scale: output / photo size;
-    keep_detail: keep the photo's own detail above the model's resolution (False for
-    blurred, noisy or small faces); hole: (128,128) float mask of painted occlusions (soft).
+    hole: (128,128) float mask of painted occlusions (soft).
     Returns the crop's feather weight in the box's frame (or None if the face is outside)."""
     box = landing_box(matrix, SIZE, image.shape, scale)
     if box is None:
@@ -115,13 +114,7 @@ def apply(
     size = (x1 - x0, y1 - y0)
     region = image[y0:y1, x0:x1]
     f = _warp(feather_mask(SIZE), to_box, size, cv2.BORDER_CONSTANT)
-    face_px = SIZE * scale / np.sqrt(abs(np.linalg.det(matrix[:, :2])))  # the crop's width in output px
-    base = region
-    if not keep_detail and face_px > 1.25 * SIZE:
-        # the photo's detail finer than the model's 128 px is blur or noise: keep only what
-        # the model saw (a Gaussian at the 128 px band's Nyquist)
-        base = region + f * (cv2.GaussianBlur(region, (0, 0), 0.6 * face_px / SIZE) - region)
-    out = base + f * _warp(residual, to_box, size)
+    out = region + f * _warp(residual, to_box, size)
     if hole is not None:
         m = f * _warp(hole, to_box, size, cv2.BORDER_CONSTANT)
         out = (1 - m) * out + m * _warp(restored, to_box, size)

@@ -23,7 +23,7 @@ def crop_tensor(image, face):
     return batch_to_unit(crop[None]), matrix
 
 
-def correct(image, face, restored_fn, keep_detail=True):
+def correct(image, face, restored_fn):
     """The pipeline's step 5 for one face whose 128 px crop the 'model' maps by restored_fn."""
     source, matrix = crop_tensor(image, face)
     log_gain, residual = transfer.split(restored_fn(source), source)
@@ -32,7 +32,7 @@ def correct(image, face, restored_fn, keep_detail=True):
     gain = transfer.gain_field(canvas.shape, [lg], [matrix], 1.0)
     if gain is not None:
         canvas *= gain
-    transfer.apply(canvas, residual[0].permute(1, 2, 0).numpy() * 255, None, matrix, 1.0, keep_detail)
+    transfer.apply(canvas, residual[0].permute(1, 2, 0).numpy() * 255, None, matrix, 1.0)
     return canvas, matrix
 
 
