@@ -239,14 +239,20 @@ class FaceRestorer:
 
         # 5. paste back: painted pixels the crops do not fully cover are inpainted first; then
         # the relighting (spread past the faces) and each face's residual and hole fill
+        painted = transfer.photo_hole(mask, background.shape, scale) if mask is not None else None
         if mask is not None:
-            background, outside = fill_outside(background, mask, matrices, scale)
+            background, outside = fill_outside(background, painted > 0.5, matrices, scale)
             if outside:
                 notes.append(f"{outside} painted pixels outside the face crops were filled with OpenCV inpainting (Telea)")
         worked = [i for i, s in enumerate(stages) if s]
         out = background
         if worked:
-            log_gain, residual = transfer.split(restored[worked], source[worked])
+            blank = np.zeros((self.crop_size,) * 2, np.float32)
+            hole_weights = torch.from_numpy(np.stack([holes[i] if holes[i] is not None else blank for i in worked]))[:, None]
+            log_gain, residual = transfer.split(restored[worked], source[worked], hole_weights.clamp(0, 1))
+            # inside the generator's (dilated) holes the residual is fill minus paint: the fill
+            # itself comes in through `painted` below, the photo's own pixels stay around it
+            residual = residual * (1 - hole_weights.clamp(0, 1))
             hwc = lambda t: np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())  # noqa: E731
             keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
@@ -257,7 +263,7 @@ class FaceRestorer:
             if gain is not None:
                 canvas *= gain
             for k, i in enumerate(worked):
-                transfer.apply(canvas, residual[k], filled[k], matrices[i], scale, holes[i])
+                transfer.apply(canvas, residual[k], filled[k], matrices[i], scale, painted if holes[i] is not None else None)
             out = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
         lap("paste back")
         timings["total"] = sum(timings.values())
@@ -277,14 +283,12 @@ def face_view(image: np.ndarray, matrix: np.ndarray, scale: float, crop: int, la
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA if size < crop else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
-def fill_outside(image: np.ndarray, mask: np.ndarray, matrices: list[np.ndarray], scale: float) -> tuple[np.ndarray, int]:
-    """Inpaint (OpenCV Telea) the painted pixels of `image` (the photo at output size) that
-    no face crop fully covers: a painted or synthetic occluder must not stay in the photo
-    where the generator's fill does not reach. Returns (image, pixels inpainted)."""
+def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarray], scale: float) -> tuple[np.ndarray, int]:
+    """Inpaint (OpenCV Telea) the painted pixels of `image` (the photo at output size; `painted`
+    (H,W) bool, from `transfer.photo_hole`) that no face crop fully covers: a painted or
+    synthetic occluder must not stay in the photo where the generator's fill does not reach.
+    Returns (image, pixels inpainted)."""
     h, w = image.shape[:2]
-    m = np.asarray(mask, np.uint8)
-    if (h, w) != m.shape:
-        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST)
     covered = np.zeros((h, w), np.float32)
     for matrix in matrices:
         box = landing_box(matrix, transfer.SIZE, image.shape, scale)
@@ -292,9 +296,7 @@ def fill_outside(image: np.ndarray, mask: np.ndarray, matrices: list[np.ndarray]
             x0, y0, x1, y1, to_box = box
             f = cv2.warpAffine(feather_mask(transfer.SIZE), to_box, (x1 - x0, y1 - y0))
             covered[y0:y1, x0:x1] = np.maximum(covered[y0:y1, x0:x1], f)
-    # dilated like the crops' holes: the stroke's anti-aliased edge is part of it
-    radius = max(2, round(2 * scale))
-    left = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(bool) & (covered < 0.999)
+    left = painted & (covered < 0.999)
     if not left.any():
         return image, 0
     bgr = cv2.inpaint(np.ascontiguousarray(image[:, :, ::-1]), left.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)

@@ -39,14 +39,18 @@ def lowpass(t: torch.Tensor, sigma: float = GAIN_SIGMA) -> torch.Tensor:
     return kornia.filters.gaussian_blur2d(t, (k, k), (sigma, sigma), border_type="replicate")
 
 
-def split(restored: torch.Tensor, source: torch.Tensor, fidelity: float = 0.0):
+def split(restored: torch.Tensor, source: torch.Tensor, holes: torch.Tensor | None = None):
     """(B,3,128,128) in [0,1] -> (log gain, residual), both (B,3,128,128).
 
-    fidelity: fraction of the residual dropped (1 = keep the input's own detail; holes are
-    filled regardless, see `apply`)."""
-    log_gain = (torch.log(lowpass(restored) + EPS) - torch.log(lowpass(source) + EPS)).clamp(-3, 3)
+    holes: (B,1,128,128), 1 where the source is occluded: the gain is measured on the face
+    around them only (normalised convolution), or an occluder's colour against its fill would
+    read as a lighting change and tint the skin around it."""
+    weight = torch.ones_like(source[:, :1]) if holes is None else 1 - holes
+    norm = lowpass(weight) + EPS
+    log_gain = torch.log(lowpass(restored * weight) / norm + EPS) - torch.log(lowpass(source * weight) / norm + EPS)
+    log_gain = log_gain.clamp(-3, 3)
     residual = restored - torch.exp(log_gain) * source
-    return log_gain, (1 - fidelity) * residual
+    return log_gain, residual
 
 
 def _warp(array: np.ndarray, to_box: np.ndarray, box: tuple[int, int], border=cv2.BORDER_REPLICATE) -> np.ndarray:
@@ -105,7 +109,7 @@ def apply(
 
     residual, restored: (128,128,3) float32 0-255 (the residual, and the model output as
     relit for the fill); matrix: photo -> 128 px crop; scale: output / photo size;
-    hole: (128,128) float mask of painted occlusions (soft).
+    hole: (H,W) float mask of painted occlusions at output size (`photo_hole`), or None.
     Returns the crop's feather weight in the box's frame (or None if the face is outside)."""
     box = landing_box(matrix, SIZE, image.shape, scale)
     if box is None:
@@ -115,17 +119,31 @@ def apply(
     region = image[y0:y1, x0:x1]
     f = _warp(feather_mask(SIZE), to_box, size, cv2.BORDER_CONSTANT)
     out = region + f * _warp(residual, to_box, size)
-    if hole is not None:
-        m = f * _warp(hole, to_box, size, cv2.BORDER_CONSTANT)
+    if hole is not None:  # at the photo's resolution: an exact edge, not the 128 px mask's steps
+        m = f * hole[y0:y1, x0:x1, None]
         out = (1 - m) * out + m * _warp(restored, to_box, size)
     image[y0:y1, x0:x1] = out
     return f
 
 
+def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float) -> np.ndarray:
+    """A painted (H,W) photo mask -> (H',W') float mask at the output `shape`: the whole stroke,
+    its anti-aliased edge and JPEG ringing included (dilated 4 px of the photo), with a soft edge outside.
+    The generator's own hole (`hole_mask`) is dilated further, so the band where its fill meets
+    the face (where a fill is least sure) stays the photo's."""
+    m = np.asarray(mask, np.uint8)
+    if m.shape != shape[:2]:
+        m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    radius = round(4 * scale)  # JPEG's chroma subsampling and ringing spread paint about 4 px
+    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(np.float32)
+    return np.maximum(m, cv2.GaussianBlur(m, (0, 0), max(1.0, scale)))
+
+
 def hole_mask(mask: np.ndarray, matrix: np.ndarray, dilate: int = 2) -> np.ndarray:
     """A painted (H,W) photo mask -> (128,128) float mask in the crop, covering the whole
     stroke: its anti-aliased edge included (dilated `dilate` px at 128), with a 1 px soft edge outside."""
-    m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR) > 0
+    # mirrored past the photo's border exactly as `align` mirrors the photo (a stroke there is in the crop twice)
+    m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101) > 0
     m = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
     m = m.astype(np.float32)
     return np.maximum(m, cv2.GaussianBlur(m, (0, 0), 1.0))  # 1 over the dilated stroke, a soft edge outside

@@ -36,7 +36,8 @@ def test_masks_folder_fills_the_painted_holes(tmp_path):
     assert "face 1:" in result.stdout + result.stderr and "hole filled" in result.stdout + result.stderr
     rgb = np.asarray(Image.open(out / "sub" / "a.png")).astype(int)
     magenta = (rgb[..., 0] - rgb[..., 1] > 80) & (rgb[..., 2] - rgb[..., 1] > 80)
-    assert magenta.sum() == 0  # JPEG ringing of the paint included (the mask is dilated)
+    near = cv2.dilate(mask, np.ones((31, 31), np.uint8)) > 0  # (the suit's patch far below is magenta-ish itself)
+    assert magenta[near].sum() == 0  # JPEG ringing of the paint included (the mask is dilated)
     unmasked = np.asarray(Image.open(out / "b.png")).astype(int)
     assert ((unmasked[..., 0] - unmasked[..., 1] > 80) & (unmasked[..., 2] - unmasked[..., 1] > 80)).sum() > 500
 
