@@ -37,8 +37,8 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GAN_FACE_DOWNLOAD="0")
+def start_server(port: int, log_path: Path, **extra_env: str) -> subprocess.Popen:
+    env = dict(os.environ, **extra_env, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GAN_FACE_DOWNLOAD="0")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline:

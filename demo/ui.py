@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -18,6 +21,8 @@ from gan_face.upscale import lanczos
 
 log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+RESULTS = Path(tempfile.gettempdir()) / "gan-face-results"  # one sub-folder per request
+CACHE_SECONDS = float(os.environ.get("GAN_FACE_CACHE_SECONDS", 3600))
 NO_SIMULATION = "none"
 
 DESCRIPTION = """# gan-face
@@ -61,8 +66,23 @@ def read_editor(payload, editor: gr.ImageEditor) -> tuple[Photo, np.ndarray | No
     return photo, mask if mask.any() else None
 
 
-def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: int = 120) -> gr.Blocks:
-    """The app. `time_limit`: seconds a request may run before it is stopped with a message."""
+def request_folder(cache_seconds: float) -> Path:
+    """A new folder for one request's files under RESULTS; folders older than `cache_seconds`
+    (earlier requests, whose files Gradio has long copied into its own cache) are removed."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in RESULTS.iterdir():
+        try:
+            if now - old.stat().st_mtime > cache_seconds:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request removed it first
+            pass
+    return Path(tempfile.mkdtemp(dir=RESULTS))
+
+
+def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: int = 120, cache_seconds: float = CACHE_SECONDS) -> gr.Blocks:
+    """The app. `time_limit`: seconds a request may run before it is stopped with a message;
+    `cache_seconds`: how long uploads and results are kept (Gradio's cache and RESULTS)."""
 
     def restore(payload, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face):
         try:
@@ -93,11 +113,13 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
         lines += [f"- face {i + 1}: {face.summary}" for i, face in enumerate(result.faces)]
         lines += [f"- {stage}: {seconds * 1000:.0f} ms" for stage, seconds in result.timings.items() if stage != "total"]
         lines += [f"- note: {n}" for n in result.notes]
-        path = Path(tempfile.mkdtemp(prefix="gan-face-")) / "restored.png"  # one folder per request
+        path = request_folder(cache_seconds) / "restored.png"
         Image.fromarray(output).save(path)
         return output, (before, result.image), gallery, "\n".join(lines), str(path)
 
-    with gr.Blocks(title="gan-face: face reconstruction") as demo:
+    # Gradio deletes uploads and returned files older than cache_seconds, checking this often
+    delete_cache = (max(1, int(cache_seconds // 4)), max(1, int(cache_seconds)))
+    with gr.Blocks(title="gan-face: face reconstruction", delete_cache=delete_cache) as demo:
         gr.Markdown(DESCRIPTION)
         if restorer.untrained:
             gr.Markdown("**Warning: untrained weights.** " + "; ".join(restorer.notes), elem_id="untrained-warning")
@@ -119,7 +141,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 fidelity = gr.Slider(0, 1, 0, step=0.05, label="Fidelity (0 = reconstruction, 1 = keep the input)")
                 lighting = gr.Slider(0, 1, 1, step=0.05, label="Lighting correction strength")
                 with gr.Accordion("Options", open=False):
-                    upscale = gr.Radio([1, 2, 4], value=2, label="Output scale")
+                    upscale = gr.Slider(1, 4, 2, step=1, label="Output scale")
                     realesrgan = gr.Checkbox(
                         False, label="Real-ESRGAN background (slow on a CPU: about 20 s per 256x256 px of input; else Lanczos)",
                         interactive=restorer.background.is_model,
@@ -133,7 +155,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 output = gr.Image(label="Restored photo", type="numpy", format="png", elem_id="restored", image_mode=None)
                 slider = gr.ImageSlider(label="Before / after", type="numpy")
                 gallery = gr.Gallery(label="Faces", columns=4, height="auto")
-                timings = gr.Markdown(elem_id="timings")
+                timings = gr.Markdown(label="Faces found, what was done, timings", elem_id="timings")
                 download = gr.File(label="Download PNG")
         inputs = [editor, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face]
         button.click(

@@ -3,6 +3,8 @@
 import os
 import shutil
 import socket
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from PIL import Image
 from .conftest import ASTRONAUT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CACHE_SECONDS = 20  # the test server keeps uploads and results this long
+GRADIO_TEMP = Path(tempfile.mkdtemp(prefix="gan-face-test-gradio-"))  # its upload and result cache
 
 
 def free_port() -> int:
@@ -26,7 +30,7 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     try:
-        proc = start_server(port, log)
+        proc = start_server(port, log, GAN_FACE_CACHE_SECONDS=str(CACHE_SECONDS), GRADIO_TEMP_DIR=str(GRADIO_TEMP))
     except RuntimeError as e:
         pytest.fail(str(e))
     yield f"http://127.0.0.1:{port}/", proc, log
@@ -125,3 +129,29 @@ def test_eight_concurrent_requests_each_get_their_own_image(server):
     assert len(results) == 8
     assert check_own_images(photos, results) == 0  # no cross-talk
     assert proc.poll() is None and rss_mb(proc.pid) > 0
+
+
+def test_request_files_are_removed_after_the_cache_lifetime(server):
+    import time
+
+    url, _, _ = server
+    restored, _, _, _, download = call_restore(url, ASTRONAUT, upscale=1)
+    from gradio_client import Client
+
+    info = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
+    outputs = [r["label"] for r in info["named_endpoints"]["/restore"]["returns"]]
+    assert "Faces found, what was done, timings" in outputs  # named, not value_28
+    upscale = next(p for p in info["named_endpoints"]["/restore"]["parameters"] if p["parameter_name"] == "upscale")
+    assert upscale["type"]["type"] == "number"
+    # the server's copies (its cache and our per-request folder) are gone after the lifetime
+    from demo.ui import RESULTS
+
+    folders = set(RESULTS.iterdir())
+    cached = {p for p in GRADIO_TEMP.rglob("*") if p.is_file()}
+    assert folders and cached  # the upload and the results
+    time.sleep(CACHE_SECONDS + CACHE_SECONDS // 4 + 5)
+    left = cached & {p for p in GRADIO_TEMP.rglob("*") if p.is_file()}
+    examples = {p.name for p in (Path(__file__).resolve().parents[1] / "demo" / "examples").iterdir()}
+    assert {p.name for p in left} <= examples  # Gradio's delete_cache kept only the example photos
+    call_restore(url, ASTRONAUT, upscale=1)  # a later request clears our old folders
+    assert not folders & set(RESULTS.iterdir())
