@@ -250,3 +250,27 @@ def test_init_from_an_exported_folder(tmp_path):
     exported = UNetGenerator.from_pretrained(str(tmp_path / "exported"), strict=True)
     assert all(torch.equal(a, b) for a, b in zip(exported.parameters(), fine.g.parameters()))
     assert fine.init == {"from": str(tmp_path / "exported"), "step": 2, "wall": pytest.approx(fine.init["wall"])}
+
+
+def test_two_processes_reach_the_weights_of_one(tmp_path):
+    """torchrun with 2 processes of batch 8 (gloo on the CPU) = 1 process of batch 16 over the
+    same images: each process trains on its share, gradients are averaged once per step."""
+    common = [
+        "--data", str(TRAIN_FACES), "--limit", "16", "--cache_dir", str(tmp_path / "cache"), "--size", "64", "--batch", "16",
+        "--micro", "4", "--steps", "3", "--g_channels", "8", "16", "--d_channels", "8", "--d_max_channels", "16", "--d_layers", "2",
+        "--warmup_steps", "0", "--checkpoint_every", "3", "--sample_every", "3", "--log_every", "1", "--d_noise", "0",
+        "--gp_every", "1", "--threads", "1",
+    ]
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    for out, launcher in (("one", [sys.executable]), ("two", [torchrun, "--nproc_per_node", "2"])):
+        result = subprocess.run([*launcher, "-m", "train", *common, "--out", str(tmp_path / out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, two = (checkpoint.load(tmp_path / name / "checkpoint.pt") for name in ("one", "two"))
+    for net in ("g", "d", "opt_g"):
+        a = one[net] if net != "opt_g" else {k: v["exp_avg"] for k, v in one[net]["state"].items()}
+        b = two[net] if net != "opt_g" else {k: v["exp_avg"] for k, v in two[net]["state"].items()}
+        for name in a:
+            scale = a[name].float().abs().max() + 1e-12
+            assert (a[name].float() - b[name].float()).abs().max() <= 1e-4 * scale, (net, name)
+    rows = read_log(tmp_path / "two")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]  # one process wrote the log

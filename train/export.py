@@ -16,19 +16,7 @@ import torch
 
 from train import checkpoint
 from train.config import TrainConfig
-
-
-def ema_model(state: dict):
-    """The generator of a checkpoint with its EMA weights (buffers from the trained model)."""
-    from train.train import build_generator
-
-    cfg = TrainConfig(**checkpoint.config_of(state))
-    with torch.random.fork_rng(devices=[]):  # model construction must not move the caller's RNG
-        g = build_generator(cfg)
-    g.load_state_dict(state["g"])
-    for param, shadow in zip(g.parameters(), state["ema"]["shadow_params"]):
-        param.data.copy_(shadow)
-    return g.eval()
+from train.models import build_discriminator, ema_model
 
 
 def export(state: dict, directory: Path, command: str | None = None) -> None:
@@ -50,8 +38,6 @@ def export(state: dict, directory: Path, command: str | None = None) -> None:
 
 def export_discriminator(state: dict, directory: Path) -> None:
     """The discriminator as its own Hub folder (from_pretrained has no subfolder), to continue training."""
-    from train.train import build_discriminator
-
     with torch.random.fork_rng(devices=[]):
         d = build_discriminator(TrainConfig(**checkpoint.config_of(state)))
     d.load_state_dict(state["d"])

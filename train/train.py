@@ -11,7 +11,6 @@ One step, with batch = micro x K:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import logging
@@ -26,14 +25,12 @@ from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
 from gan_face import degradations
-from gan_face.deblur import DeblurGenerator
-from gan_face.discriminator import PatchDiscriminator
-from gan_face.generator import UNetGenerator
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.metrics import psnr
 from train import checkpoint, losses
 from train.config import TrainConfig
-from train.export import ema_model, export
+from train.export import export
+from train.models import build_discriminator, build_generator, ema_model
 from gan_face.dataset import AlignedFaces
 
 log = logging.getLogger(__name__)
@@ -43,16 +40,6 @@ CSV_FIELDS = (
     ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
     + ("val_psnr", "val_psnr_input", *VAL_KINDS)
 )
-
-
-def build_generator(cfg: TrainConfig):
-    if cfg.model == "deblur":
-        return DeblurGenerator()
-    return UNetGenerator(channels=cfg.g_channels, blocks=cfg.g_blocks, norm=cfg.g_norm, out_scale=cfg.g_out_scale, relight=cfg.g_relight)
-
-
-def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:
-    return PatchDiscriminator(base_channels=cfg.d_channels, max_channels=cfg.d_max_channels, n_layers=cfg.d_layers, norm=cfg.d_norm)
 
 
 def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
@@ -87,7 +74,14 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.accelerator = Accelerator()
+        # cpu=True where there is no GPU: accelerate then joins torchrun's processes over gloo
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        # every process draws the same global batch and trains on its share (see sample_batch);
+        # all take the same seed, so models start equal and D's noise stays in step
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        if cfg.batch % (self.world * cfg.micro):
+            raise ValueError(f"--batch {cfg.batch} must be a multiple of --micro {cfg.micro} x {self.world} processes")
+        self.main = self.accelerator.is_main_process
         torch.manual_seed(cfg.seed)
 
         hq_size = cfg.size * (2 if cfg.model == "generator" and cfg.g_out_scale == 2 else 1)
@@ -108,7 +102,10 @@ class Trainer:
             self.g.to(memory_format=torch.channels_last)
             self.d.to(memory_format=torch.channels_last)
         self.ema = EMAModel(self.g.parameters(), decay=cfg.ema_decay)
-        self.g, self.d, self.opt_g, self.opt_d = self.accelerator.prepare(self.g, self.d, self.opt_g, self.opt_d)
+        # no DDP wrapper: gradients are averaged over processes once per optimiser step
+        # (sync_gradients), which gradient accumulation and the lazy R1 penalty need anyway
+        self.g.to(self.accelerator.device)
+        self.d.to(self.accelerator.device)
 
         # every random draw of the data pipeline comes from these, saved in checkpoints
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -127,16 +124,13 @@ class Trainer:
                 self.val_kinds[column] = (*degrade(cfg, val_hq, torch.Generator().manual_seed(4321 + i), kind), val_hq)
 
     # ------------------------------------------------------------------ state
-    def unwrapped(self, model):
-        return self.accelerator.unwrap_model(model)
-
     def state(self) -> dict:
         return {
             "step": self.step,
             "wall": self.wall,
             "config": dataclasses.asdict(self.cfg),
-            "g": self.unwrapped(self.g).state_dict(),
-            "d": self.unwrapped(self.d).state_dict(),
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
             "ema": self.ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -150,8 +144,8 @@ class Trainer:
         state = checkpoint.load(path)
         checkpoint.check_compatible(checkpoint.config_of(state), dataclasses.asdict(self.cfg), path)
         try:
-            self.unwrapped(self.g).load_state_dict(state["g"])
-            self.unwrapped(self.d).load_state_dict(state["d"])
+            self.g.load_state_dict(state["g"])
+            self.d.load_state_dict(state["d"])
         except RuntimeError as e:
             raise ValueError(f"checkpoint {path} does not fit these models: {e}") from e
         self.ema.load_state_dict(state["ema"])
@@ -163,7 +157,8 @@ class Trainer:
         self.data_rng.set_state(state["rng"]["data"])
         self.degrade_rng.set_state(state["rng"]["degrade"])
         self.step, self.wall, self.init = state["step"], state.get("wall", 0.0), state.get("init")
-        self.truncate_log()
+        if self.main:
+            self.truncate_log()
         log.info("resumed from %s at step %d", path, self.step)
 
     def init_weights(self, path: Path) -> dict:
@@ -189,7 +184,8 @@ class Trainer:
         return {"from": str(path), "step": state["step"] + before["step"], "wall": state.get("wall", 0.0) + before["wall"]}
 
     def save(self) -> None:
-        checkpoint.save(self.state(), self.out / "checkpoint.pt")
+        if self.main:
+            checkpoint.save(self.state(), self.out / "checkpoint.pt")
 
     # ------------------------------------------------------------------- step
     def sample_batch(self):
@@ -198,11 +194,14 @@ class Trainer:
         flip = torch.rand(cfg.batch, generator=self.data_rng) < 0.5
         hq = self.data.batch(self.train_idx[pick], flip)
         lq, mask = degrade(cfg, hq, self.degrade_rng)
-        return lq, mask, hq
+        # the same global batch on every process (same random streams), each trains on its share:
+        # N processes see exactly the images one process would
+        share = slice(self.rank * cfg.batch // self.world, (self.rank + 1) * cfg.batch // self.world)
+        return lq[share], None if mask is None else mask[share], hq[share]
 
     def train_step(self, lq: torch.Tensor, mask: torch.Tensor | None, hq: torch.Tensor) -> dict:
-        cfg, K = self.cfg, self.cfg.accumulation
-        d = self.unwrapped(self.d)
+        cfg, K = self.cfg, len(hq) // self.cfg.micro
+        d = self.d
         d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
         lq, hq = unit_to_signed(lq), unit_to_signed(hq)
         micro = lambda t, k: None if t is None else t[k * cfg.micro : (k + 1) * cfg.micro]  # noqa: E731
@@ -220,7 +219,7 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         for k in range(K if cfg.gan else 0):
             real = micro(hq, k)
-            with self.no_sync(self.d, k), self.autocast():
+            with self.autocast():
                 real_logits, fake_logits = self.d(real), self.d(fakes[k].detach())
                 loss = losses.d_adversarial(real_logits, fake_logits)
                 if gp_step:
@@ -236,6 +235,7 @@ class Trainer:
             stats["d_real"] += real_logits.mean().item() / K
             stats["d_fake"] += fake_logits.mean().item() / K
         if cfg.gan:
+            self.sync_gradients(self.d)
             self.opt_d.step()
 
         # 4. G phase with D frozen
@@ -243,29 +243,29 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         for k in range(K):
             real, fake = micro(hq, k), fakes[k]
-            with self.no_sync(self.g, k):
-                l1 = F.l1_loss(fake, real)
-                m = micro(mask, k)
-                masked = losses.masked_l1(fake, real, m) if m is not None and cfg.g_out_scale == 1 else fake.new_zeros(())
-                adv = fm = fake.new_zeros(())
-                if cfg.gan:
-                    with self.autocast():
-                        fake_logits, fake_feats = self.d(fake, return_features=True)
-                        with torch.no_grad():
-                            _, real_feats = self.d(real, return_features=True)
-                    adv = losses.g_adversarial(fake_logits.float())
-                    fm = losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats])
-                perceptual = self.perceptual(fake, real) if self.perceptual is not None else fake.new_zeros(())
-                loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm + cfg.perceptual_weight * perceptual
-                self.check_finite(loss, "generator")
-                self.accelerator.backward(loss / K)
+            l1 = F.l1_loss(fake, real)
+            m = micro(mask, k)
+            masked = losses.masked_l1(fake, real, m) if m is not None and cfg.g_out_scale == 1 else fake.new_zeros(())
+            adv = fm = fake.new_zeros(())
+            if cfg.gan:
+                with self.autocast():
+                    fake_logits, fake_feats = self.d(fake, return_features=True)
+                    with torch.no_grad():
+                        _, real_feats = self.d(real, return_features=True)
+                adv = losses.g_adversarial(fake_logits.float())
+                fm = losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats])
+            perceptual = self.perceptual(fake, real) if self.perceptual is not None else fake.new_zeros(())
+            loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm + cfg.perceptual_weight * perceptual
+            self.check_finite(loss, "generator")
+            self.accelerator.backward(loss / K)
             for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm), ("perceptual", perceptual)):
                 stats[name] += value.item() / K
+        self.sync_gradients(self.g)
         self.opt_g.step()
         self.d.requires_grad_(True)
 
         # 5. EMA, schedules
-        self.ema.step(self.unwrapped(self.g).parameters())
+        self.ema.step(self.g.parameters())
         self.sched_g.step()
         self.sched_d.step()
         self.step += 1
@@ -276,9 +276,16 @@ class Trainer:
     def autocast(self):
         return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
 
-    def no_sync(self, model, k: int):
-        # under DDP, all-reduce gradients only on the last micro-batch
-        return self.accelerator.no_sync(model) if k < self.cfg.accumulation - 1 else contextlib.nullcontext()
+    def sync_gradients(self, model) -> None:
+        """Average the accumulated gradients over processes: one all-reduce per optimiser step."""
+        if self.world == 1:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = self.accelerator.reduce(torch.cat([g.flatten() for g in grads]), reduction="mean")
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     def check_finite(self, loss: torch.Tensor, which: str) -> None:
         if not torch.isfinite(loss):
@@ -375,7 +382,7 @@ class Trainer:
     def run(self) -> dict:
         cfg = self.cfg
         stats: dict = {}
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.model}", unit="step", dynamic_ncols=True, disable=not self.main)
         while self.step < cfg.steps:
             t0 = time.perf_counter()
             stats = self.train_step(*self.sample_batch())
@@ -384,20 +391,21 @@ class Trainer:
             stats.update(step=self.step, seconds=round(self.wall, 2), img_per_s=cfg.batch / dt, val_psnr="")
             bar.update(1)
             bar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}", l1=f"{stats['l1']:.4f}", ips=f"{stats['img_per_s']:.1f}")
-            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+            # logs, samples and plots: the main process only (its own share's losses)
+            if self.main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                 scores, grid = self.validate()
                 stats.update(scores)
                 self.write_samples(grid)
-            if self.step % cfg.log_every == 0 or stats["val_psnr"] != "" or self.step == cfg.steps:
+            if self.main and (self.step % cfg.log_every == 0 or stats["val_psnr"] != "" or self.step == cfg.steps):
                 self.append_log({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in stats.items()})
-            if self.step % cfg.sample_every == 0 or self.step == cfg.steps:
+            if self.main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                 self.write_loss_curve()
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 self.save()
         bar.close()
-        if cfg.export:
+        if cfg.export and self.main:
             self.export(Path(cfg.export))
-        if cfg.push_to_hub:
+        if cfg.push_to_hub and self.main:
             self.ema_generator().push_to_hub(cfg.push_to_hub)
         return stats
 
