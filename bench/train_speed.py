@@ -2,14 +2,16 @@
 
     python bench/train_speed.py [--steps 10] [--micro 4] [--threads 2]
 
-Prints images/s and peak RSS of full G+D training steps at 128 px, batch 16 (as
-`python -m train` runs them, gradient penalty included at its configured interval), the
+Prints images/s and peak RSS of training steps at 128 px, batch 16 (as `python -m train`
+runs them: the PSNR phase, G alone, and the GAN phase, G + D with the gradient penalty at its
+configured interval; each in float32 and in bf16 autocast), the
 FLOPs per image of G and D, and the generator's inference time per face at 128 and 256 px.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import statistics
 import sys
@@ -49,24 +51,26 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(model=args.model, out=out, limit=256, val_count=8, batch=16, micro=args.micro, steps=10**6, threads=args.threads)
-        trainer = Trainer(cfg)
         g, d = build_generator(cfg).eval(), build_discriminator(cfg).eval()
         x = torch.zeros(1, 3, 128, 128)
         print(f"G: {sum(p.numel() for p in g.parameters()) / 1e6:.2f} M params, {gflops(g, x):.3f} GFLOPs/image at 128 px")
         print(f"D: {sum(p.numel() for p in d.parameters()) / 1e6:.2f} M params, {gflops(d, x):.3f} GFLOPs/image at 128 px")
-        rss_before = peak_rss_mb()
-        times = []
-        for _ in range(args.steps):
-            t = time.perf_counter()
-            trainer.train_step(*trainer.sample_batch())
-            times.append(time.perf_counter() - t)
-        # skip the first steps (allocator warm-up); the rest include gradient-penalty steps
-        steady = times[2:]
-        print(
-            f"train step, 128 px, batch 16 ({cfg.micro} x {cfg.accumulation}), {args.threads} threads: "
-            f"{16 / statistics.mean(steady):.1f} images/s (mean of {len(steady)} steps, {statistics.mean(steady):.2f} s/step; "
-            f"sampling and degradation included), peak RSS {peak_rss_mb():.0f} MB (after data load {rss_before:.0f} MB)"
-        )
+        # the PSNR phase (G alone) and the GAN phase (G + D), each in float32 and bf16 autocast
+        for phase, gan in (("PSNR phase (G)", False), ("GAN phase (G + D)", True)):
+            for bf16 in (False, True):
+                trainer = Trainer(dataclasses.replace(cfg, gan=gan, bf16=bf16))
+                rss_before = peak_rss_mb()
+                times = []
+                for _ in range(args.steps):
+                    t = time.perf_counter()
+                    trainer.train_step(*trainer.sample_batch())
+                    times.append(time.perf_counter() - t)
+                steady = times[2:]  # skip the allocator warm-up; the rest include gradient-penalty steps
+                print(
+                    f"{phase}, {'bf16 autocast + channels-last' if bf16 else 'float32'}, 128 px, batch 16 ({cfg.micro} x {cfg.accumulation}), "
+                    f"{args.threads} threads: {16 / statistics.mean(steady):.1f} images/s ({statistics.mean(steady):.2f} s/step, "
+                    f"sampling and degradation included), peak RSS {peak_rss_mb():.0f} MB (after data load {rss_before:.0f} MB)"
+                )
 
     if args.model == "generator":
         g = UNetGenerator().eval()

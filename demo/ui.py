@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import gradio as gr
@@ -15,7 +16,7 @@ from PIL import Image
 
 from gan_face import photo_damage
 from gan_face.degradations import LIGHTING_CONDITIONS
-from gan_face.imageio import ImageError, Photo, finish, limits_text, load_photo, open_image
+from gan_face.imageio import MAX_BYTES, ImageError, Photo, finish, limits_text, load_photo, open_image
 from gan_face.pipeline import FaceRestorer
 from gan_face.upscale import lanczos
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 RESULTS = Path(tempfile.gettempdir()) / "gan-face-results"  # one sub-folder per request
 CACHE_SECONDS = float(os.environ.get("GAN_FACE_CACHE_SECONDS", 3600))
+MAX_BATCH = 20  # photos per batch request
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 NO_SIMULATION = "none"
 
 DESCRIPTION = """# gan-face
@@ -80,6 +83,32 @@ def request_folder(cache_seconds: float) -> Path:
     return Path(tempfile.mkdtemp(dir=RESULTS))
 
 
+def batch_sources(files, max_photos: int = MAX_BATCH) -> list[tuple[str, str | bytes]]:
+    """Uploaded files (photos, or zips of photos) -> [(name, path or bytes)], at most
+    `max_photos`; a zip's members are checked for count and size before any is read."""
+    sources = []
+    for item in files or []:
+        path = item if isinstance(item, str) else item.get("path") if isinstance(item, dict) else getattr(item, "name", None)
+        if path is None:
+            raise ImageError("an upload did not arrive; try again")
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in PHOTO_SUFFIXES]
+                if len(sources) + len(members) > max_photos:
+                    raise ImageError(f"a batch holds at most {max_photos} photos; {Path(path).name} has {len(members)}")
+                for m in members:
+                    if m.file_size > MAX_BYTES:
+                        raise ImageError(f"{m.filename} in {Path(path).name} is {m.file_size / 2**20:.0f} MB; the limit is {MAX_BYTES / 2**20:.0f} MB")
+                    sources.append((m.filename, archive.read(m)))
+        else:
+            sources.append((Path(path).name, path))
+        if len(sources) > max_photos:
+            raise ImageError(f"a batch holds at most {max_photos} photos")
+    if not sources:
+        raise ImageError("upload photos (or a zip of photos) first")
+    return sources
+
+
 def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: int = 120, cache_seconds: float = CACHE_SECONDS) -> gr.Blocks:
     """The app. `time_limit`: seconds a request may run before it is stopped with a message;
     `cache_seconds`: how long uploads and results are kept (Gradio's cache and RESULTS)."""
@@ -107,15 +136,50 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             raise gr.Error(f"internal error ({type(e).__name__}); the server log has the details", print_exception=False) from None
         output = finish(photo, result.image)  # the input's alpha and grayness, like GFPGAN
         before = lanczos(image, result.image.shape[1] / image.shape[1])
-        gallery = [(f.before, f"face {i + 1}: input") for i, f in enumerate(result.faces)]
-        gallery += [(f.after, f"face {i + 1}: restored") for i, f in enumerate(result.faces)]
+        gallery = []  # each face as an input / restored pair
+        for i, f in enumerate(result.faces):
+            gallery += [(f.before, f"face {i + 1}: input"), (f.after, f"face {i + 1}: restored")]
         lines = [f"**{len(result.faces)} face(s)** in {result.timings['total']:.2f} s"]
-        lines += [f"- face {i + 1}: {face.summary}" for i, face in enumerate(result.faces)]
+        lines += [f"- {line}" for line in result.describe()]
         lines += [f"- {stage}: {seconds * 1000:.0f} ms" for stage, seconds in result.timings.items() if stage != "total"]
-        lines += [f"- note: {n}" for n in result.notes]
         path = request_folder(cache_seconds) / "restored.png"
         Image.fromarray(output).save(path)
         return output, (before, result.image), gallery, "\n".join(lines), str(path)
+
+    def restore_batch(files, fidelity, lighting, upscale):
+        """Several photos (or zips): a gallery of results, one zip, a line per photo and face."""
+        try:
+            sources = batch_sources(files)
+        except ImageError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        folder = request_folder(cache_seconds)
+        gallery, lines, written = [], [], []
+        deadline = time.perf_counter() + time_limit  # the limit covers the whole batch
+        for name, source in sources:
+            try:
+                photo = load_photo(source)
+                result = restorer(photo.rgb, upscale=float(upscale), fidelity=fidelity, lighting=lighting, time_limit=max(0.0, deadline - time.perf_counter()))
+            except (ImageError, ValueError, TimeoutError) as e:
+                lines.append(f"- **{name}**: skipped: {e}")
+                continue
+            except Exception as e:  # a bug: say so, keep the traceback in the server log
+                log.exception("batch restore failed on %s", name)
+                lines.append(f"- **{name}**: skipped: internal error ({type(e).__name__})")
+                continue
+            output = finish(photo, result.image)
+            target = folder / f"{len(written) + 1:02d}_{Path(name).stem}.png"
+            Image.fromarray(output).save(target)
+            written.append(target)
+            gallery.append((str(target), name))
+            lines.append(f"- **{name}**: " + ("; ".join(result.describe(known=restorer.notes)) or "restored"))
+        archive = None
+        if written:
+            archive = folder / "restored.zip"
+            with zipfile.ZipFile(archive, "w") as z:
+                for path in written:
+                    z.write(path, path.name)
+        lines.insert(0, f"**{len(written)} of {len(sources)} photo(s) restored**")
+        return gallery, "\n".join(lines), None if archive is None else str(archive)
 
     # Gradio deletes uploads and returned files older than cache_seconds, checking this often
     delete_cache = (max(1, int(cache_seconds // 4)), max(1, int(cache_seconds)))
@@ -126,43 +190,60 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
         elif restorer.notes:
             gr.Markdown("Note: " + "; ".join(restorer.notes))
         gr.Markdown(f"{limits_text()} Each request may run {time_limit} s; bursts wait in a queue.")
-        with gr.Row():
-            with gr.Column():
-                editor = gr.ImageEditor(
-                    label="Photo (brush: paint over occlusions)", type="numpy", image_mode="RGBA",
-                    sources=("upload", "webcam", "clipboard"), brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"),
-                    transforms=(), layers=False, elem_id="photo",
-                )
-                with gr.Group():
-                    gr.Markdown("Simulate damage (the same code that made the training data)")
-                    lighting_sim = gr.Dropdown([NO_SIMULATION, *LIGHTING_CONDITIONS], value=NO_SIMULATION, label="Simulate lighting")
-                    lighting_sim_strength = gr.Slider(0, 1, 1, step=0.05, label="Simulated lighting strength")
-                    occluder = gr.Slider(0, 40, 0, step=1, label="Add a synthetic occluder (% of each face)")
-                fidelity = gr.Slider(0, 1, 0, step=0.05, label="Fidelity (0 = reconstruction, 1 = keep the input)")
-                lighting = gr.Slider(0, 1, 1, step=0.05, label="Lighting correction strength")
-                with gr.Accordion("Options", open=False):
-                    upscale = gr.Slider(1, 4, 2, step=1, label="Output scale")
-                    realesrgan = gr.Checkbox(
-                        False, label="Real-ESRGAN background (slow on a CPU: about 20 s per 256x256 px of input; else Lanczos)",
-                        interactive=restorer.background.is_model,
+        with gr.Tab("One photo"):
+            with gr.Row():
+                with gr.Column():
+                    editor = gr.ImageEditor(
+                        label="Photo (brush: paint over occlusions)", type="numpy", image_mode="RGBA",
+                        sources=("upload", "webcam", "clipboard"), brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"),
+                        transforms=(), layers=False, elem_id="photo",
                     )
-                    deblur = gr.Checkbox(True, label="Deblur (DeblurGAN-v2)")
-                    largest = gr.Checkbox(False, label="Only the largest face")
-                    centre = gr.Checkbox(False, label="Only the centre face")
-                    min_face = gr.Slider(0, 200, 0, step=4, label="Minimum face size (px)")
-                button = gr.Button("Restore", variant="primary", elem_id="restore-button")
-            with gr.Column():
-                output = gr.Image(label="Restored photo", type="numpy", format="png", elem_id="restored", image_mode=None)
-                slider = gr.ImageSlider(label="Before / after", type="numpy")
-                gallery = gr.Gallery(label="Faces", columns=4, height="auto")
-                timings = gr.Markdown(label="Faces found, what was done, timings", elem_id="timings")
-                download = gr.File(label="Download PNG")
-        inputs = [editor, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face]
-        button.click(
-            restore, inputs, [output, slider, gallery, timings, download], api_name="restore", concurrency_limit=2,
-            preprocess=False,  # the photo is decoded by gan_face.imageio (limits, EXIF, modes)
-        )
-        files = sorted(p for p in examples.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        if files:
-            gr.Examples([[str(p)] for p in files], inputs=[editor], label="Examples (see demo/examples/SOURCES.md)")
+                    with gr.Group():
+                        gr.Markdown("Simulate damage (the same code that made the training data)")
+                        lighting_sim = gr.Dropdown([NO_SIMULATION, *LIGHTING_CONDITIONS], value=NO_SIMULATION, label="Simulate lighting")
+                        lighting_sim_strength = gr.Slider(0, 1, 1, step=0.05, label="Simulated lighting strength")
+                        occluder = gr.Slider(0, 40, 0, step=1, label="Add a synthetic occluder (% of each face)")
+                    fidelity = gr.Slider(0, 1, 0, step=0.05, label="Fidelity (0 = reconstruction, 1 = keep the input)")
+                    lighting = gr.Slider(0, 1, 1, step=0.05, label="Lighting correction strength")
+                    with gr.Accordion("Options", open=False):
+                        upscale = gr.Slider(1, 4, 2, step=1, label="Output scale")
+                        realesrgan = gr.Checkbox(
+                            False, label="Real-ESRGAN background (slow on a CPU: about 20 s per 256x256 px of input; else Lanczos)",
+                            interactive=restorer.background.is_model,
+                        )
+                        deblur = gr.Checkbox(True, label="Deblur (DeblurGAN-v2)")
+                        largest = gr.Checkbox(False, label="Only the largest face")
+                        centre = gr.Checkbox(False, label="Only the centre face")
+                        min_face = gr.Slider(0, 200, 0, step=4, label="Minimum face size (px)")
+                    button = gr.Button("Restore", variant="primary", elem_id="restore-button")
+                with gr.Column():
+                    output = gr.Image(label="Restored photo", type="numpy", format="png", elem_id="restored", image_mode=None)
+                    slider = gr.ImageSlider(label="Before / after", type="numpy")
+                    gallery = gr.Gallery(label="Faces (input, restored)", columns=2, height="auto")
+                    timings = gr.Markdown(label="Faces found, what was done, timings", elem_id="timings")
+                    download = gr.File(label="Download PNG")
+            inputs = [editor, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face]
+            button.click(
+                restore, inputs, [output, slider, gallery, timings, download], api_name="restore", concurrency_limit=2,
+                preprocess=False,  # the photo is decoded by gan_face.imageio (limits, EXIF, modes)
+            )
+            files = sorted(p for p in examples.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            if files:
+                gr.Examples([[str(p)] for p in files], inputs=[editor], label="Examples (see demo/examples/SOURCES.md)")
+        with gr.Tab("Batch: several photos or a zip"):
+            with gr.Row():
+                with gr.Column():
+                    batch_files = gr.File(label="Photos or zips", file_count="multiple", type="filepath", elem_id="batch-files")
+                    batch_fidelity = gr.Slider(0, 1, 0, step=0.05, label="Fidelity (0 = reconstruction, 1 = keep the input)")
+                    batch_lighting = gr.Slider(0, 1, 1, step=0.05, label="Lighting correction strength")
+                    batch_upscale = gr.Slider(1, 4, 1, step=1, label="Output scale")
+                    batch_button = gr.Button("Restore all", variant="primary", elem_id="batch-button")
+                with gr.Column():
+                    batch_gallery = gr.Gallery(label="Restored photos", columns=3, height="auto", elem_id="batch-gallery")
+                    batch_notes = gr.Markdown(label="What was found and done per photo", elem_id="batch-notes")
+                    batch_zip = gr.File(label="Download all (zip)", elem_id="batch-zip")
+            batch_button.click(
+                restore_batch, [batch_files, batch_fidelity, batch_lighting, batch_upscale], [batch_gallery, batch_notes, batch_zip],
+                api_name="restore_batch", concurrency_limit=1,
+            )
     return demo

@@ -116,10 +116,8 @@ def restore_command(args) -> int:
         if not result.faces:
             tqdm.write(f"{path}: no face found, upscaled only", file=sys.stderr)
         elif not args.quiet:
-            for i, face in enumerate(result.faces):
-                tqdm.write(f"{path}: face {i + 1}: {face.summary}")
-            for note in result.notes[len(restorer.notes):]:
-                tqdm.write(f"{path}: note: {note}")
+            for line in result.describe(known=restorer.notes):  # the model notes were printed once
+                tqdm.write(f"{path}: {line}")
     done = len(files) - failed
     seconds = time.perf_counter() - start
     print(f"{done} photo(s) restored, {faces} face(s) found, {failed} skipped, {seconds / max(done, 1):.2f} s per photo -> {out}")

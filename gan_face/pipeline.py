@@ -57,6 +57,11 @@ class Restoration:
     timings: dict[str, float]  # seconds per stage
     notes: list[str] = field(default_factory=list)  # what the user should know (e.g. no face found)
 
+    def describe(self, known: list[str] = ()) -> list[str]:
+        """One line per face (what was found and done), then the notes not in `known` (e.g. the
+        model notes a batch prints once): what the CLI prints and the app shows for a photo."""
+        return [f"face {i + 1}: {face.summary}" for i, face in enumerate(self.faces)] + [f"note: {n}" for n in self.notes if n not in known]
+
 
 def load_model(cls, source, name: str, default: Path):
     """`cls.from_pretrained(source)` for a local folder or Hub repo id. None when `source` is

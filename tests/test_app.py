@@ -155,3 +155,39 @@ def test_request_files_are_removed_after_the_cache_lifetime(server):
     assert {p.name for p in left} <= examples  # Gradio's delete_cache kept only the example photos
     call_restore(url, ASTRONAUT, upscale=1)  # a later request clears our old folders
     assert not folders & set(RESULTS.iterdir())
+
+
+def test_headless_browser_restores_a_batch_into_a_zip(server, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("GAN_FACE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required in CI (Debian packages chromium, chromium-driver)")
+        pytest.skip("no Chromium on this machine")
+    import zipfile
+
+    from playwright.sync_api import sync_playwright
+
+    from .conftest import face_files
+
+    photos = [tmp_path / f"p{i}.jpg" for i in range(3)]
+    for src, dst in zip(face_files(3), photos):
+        shutil.copy(src, dst)
+    url, _, _ = server
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        page = browser.new_page()
+        page.goto(url, wait_until="networkidle")
+        page.get_by_role("tab", name="Batch: several photos or a zip").click()
+        page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in photos])
+        page.wait_for_timeout(1500)
+        page.locator("#batch-button").click()
+        page.wait_for_selector("#batch-notes :text('3 of 3 photo(s) restored')", timeout=120_000)
+        assert page.locator("#batch-gallery img").count() >= 3
+        with page.expect_download() as download:
+            page.locator("#batch-zip a").first.click()
+        path = tmp_path / "all.zip"
+        download.value.save_as(path)
+        browser.close()
+    with zipfile.ZipFile(path) as z:
+        assert len(z.namelist()) == 3 and all(n.endswith(".png") for n in z.namelist())
