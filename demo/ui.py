@@ -114,6 +114,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
     `cache_seconds`: how long uploads and results are kept (Gradio's cache and RESULTS)."""
 
     def restore(payload, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face):
+        start = time.perf_counter()  # the limit covers the whole request: decode, pipeline, encode
         try:
             photo, mask = read_editor(payload, editor)
             image = photo.rgb
@@ -127,7 +128,8 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 mask = painted if mask is None else mask | painted
             result = restorer(
                 image, mask=mask, faces=faces, upscale=float(upscale), realesrgan_background=realesrgan, fidelity=fidelity, lighting=lighting,
-                use_deblur=deblur, only_largest=largest, only_center=centre, min_face=min_face, time_limit=time_limit,
+                use_deblur=deblur, only_largest=largest, only_center=centre, min_face=min_face,
+                time_limit=max(0.0, time_limit - (time.perf_counter() - start)),
             )
         except (ImageError, ValueError, TimeoutError) as e:
             raise gr.Error(str(e), print_exception=False) from None

@@ -20,6 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Limits, configurable by environment: pixels (width x height) and file size.
 MAX_PIXELS = int(os.environ.get("GAN_FACE_MAX_PIXELS", 36_000_000))
 MAX_BYTES = int(os.environ.get("GAN_FACE_MAX_BYTES", 40 * 1024 * 1024))
+# the restored photo: a 36 MP photo is fine at x1, a 9 MP one at x2; larger outputs are refused up front
+MAX_OUTPUT_PIXELS = int(os.environ.get("GAN_FACE_MAX_OUTPUT_PIXELS", 40_000_000))
 
 
 class ImageError(ValueError):

@@ -25,6 +25,7 @@ from gan_face.assess import Assessment, assess
 from gan_face.deblur import DeblurGenerator
 from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, select_faces, template
 from gan_face.generator import UNetGenerator
+from gan_face.imageio import MAX_OUTPUT_PIXELS
 from gan_face.imageops import batch_to_unit, check_rgb, signed_to_unit, unit_to_signed
 from gan_face.upscale import Upscaler
 
@@ -172,6 +173,12 @@ class FaceRestorer:
             raise ValueError(f"fidelity and lighting must be in [0, 1], got {fidelity} and {lighting}")
         if not 1 <= upscale <= 8:
             raise ValueError(f"upscale must be between 1 and 8, got {upscale}")
+        out_pixels = image.shape[0] * image.shape[1] * upscale**2
+        if out_pixels > MAX_OUTPUT_PIXELS:  # before any work: the memory and time it would take
+            raise ValueError(
+                f"at x{upscale:g} this {image.shape[1]}x{image.shape[0]} photo would become {out_pixels / 1e6:.0f} megapixels; "
+                f"the limit is {MAX_OUTPUT_PIXELS / 1e6:.0f}: choose a smaller output scale or photo"
+            )
         if mask is not None and np.shape(mask) != image.shape[:2]:
             raise ValueError(f"the mask is {np.shape(mask)[1::-1]} but the photo is {image.shape[1]}x{image.shape[0]}: they must match")
         if aligned and image.shape[0] != image.shape[1]:

@@ -175,3 +175,12 @@ def test_aligned_mode_takes_the_whole_photo_as_the_face(restorer):
     assert np.array_equal(result.faces[0].box, [0, 0, 256, 256])
     with pytest.raises(ValueError, match="square"):
         restorer(crop[:200], aligned=True)
+
+
+def test_an_output_too_large_is_refused_before_any_work(restorer, astronaut, monkeypatch):
+    import gan_face.pipeline
+
+    monkeypatch.setattr(gan_face.pipeline, "MAX_OUTPUT_PIXELS", 2_000_000)
+    assert restorer(astronaut, upscale=2).image.shape == (1024, 1024, 3)  # 1 MP: fine
+    with pytest.raises(ValueError, match="would become 4 megapixels; the limit is 2"):
+        restorer(astronaut, upscale=4, time_limit=0.0)  # refused before the time limit is even checked
