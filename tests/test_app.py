@@ -74,7 +74,8 @@ def test_gradio_client_gets_a_clear_error_for_a_non_image(server, tmp_path):
     assert np.asarray(Image.open(restored)).shape[:2] == (512, 512)
 
 
-def test_headless_browser_uploads_and_sees_the_result(server):
+@pytest.mark.parametrize("width", [1280, 390])  # a desktop, and a phone's narrow screen
+def test_headless_browser_uploads_and_sees_the_result(server, width):
     if CHROMIUM is None:
         if os.environ.get("GAN_FACE_REQUIRE_BROWSER") == "1":
             pytest.fail("Chromium is required in CI (Debian packages chromium, chromium-driver)")
@@ -86,7 +87,7 @@ def test_headless_browser_uploads_and_sees_the_result(server):
             "--disable-component-update", "--disable-sync"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(url, wait_until="networkidle")
         page.locator("#photo input[type=file]").set_input_files(str(ASTRONAUT))
         page.wait_for_timeout(1500)  # the editor loads the image into its canvas
