@@ -34,7 +34,7 @@ from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import masked_psnr, psnr, ssim
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR, run_stage
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR, DEFAULT_INPAINT, run_stage
 from gan_face.weights import SHARED
 
 TEST_FACES = SHARED / "data" / "faces" / "test"
@@ -115,6 +115,8 @@ def evaluate(args) -> list[dict]:
     clean = data.images.permute(0, 3, 1, 2).float() / 255
     generator = UNetGenerator.from_pretrained(args.generator, strict=True).eval()
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
+    # faces with holes go to the inpainting generator, as in the pipeline, when there is one
+    inpaint = UNetGenerator.from_pretrained(args.inpaint, strict=True).eval() if args.inpaint and Path(args.inpaint).exists() else None
     identity = None
     if not args.no_identity:
         from gan_face.identity import IdentityScorer
@@ -130,9 +132,10 @@ def evaluate(args) -> list[dict]:
         mask = d["mask"]
         methods = {} if name == NONE else {INPUT: d["lq"]}  # the clean input would score infinite PSNR
         methods.update({k: to_unit(v) for k, v in classical(name, d).items()})
-        methods[OURS] = run_model(generator, None, d["lq"], mask)
+        model = inpaint if mask is not None and inpaint is not None else generator
+        methods[OURS] = run_model(model, None, d["lq"], mask)
         if deblur is not None:
-            methods[OURS_DEBLUR] = run_model(generator, deblur, d["lq"], mask)
+            methods[OURS_DEBLUR] = run_model(model, deblur, d["lq"], mask)
         rows = []
         for method, output in methods.items():
             kind = method if method in (INPUT, OURS, OURS_DEBLUR) else "classical"
@@ -158,6 +161,7 @@ def parse_args(argv=None):
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--generator", default=str(DEFAULT_GENERATOR))
     p.add_argument("--deblur", default=str(DEFAULT_DEBLUR))
+    p.add_argument("--inpaint", default=str(DEFAULT_INPAINT), help="generator for the occluded faces ('' = the generator)")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--report", default="docs/results.md", help="Markdown report ('' = none)")
     p.add_argument("--card", action="append", default=[], help="model card (README.md) to append the evaluation table to; repeatable")

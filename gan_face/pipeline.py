@@ -32,6 +32,7 @@ from gan_face.upscale import Upscaler
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GENERATOR = REPO / "pretrained" / "gan-face-generator"
+DEFAULT_INPAINT = REPO / "pretrained" / "gan-face-inpaint"
 DEFAULT_DEBLUR = REPO / "pretrained" / "gan-face-deblur"
 
 
@@ -87,6 +88,9 @@ class FaceRestorer:
 
     Args:
         generator: the trained U-Net (None: faces are only deblurred/upscaled).
+        inpaint: a U-Net trained with occlusions, for faces with painted holes (None: the
+            generator fills them). Separate models for separate jobs: trained in the same
+            batches, hole filling kept the restoration tasks from learning.
         deblur: the DeblurGAN-v2 stage (None: skipped).
         detector: a FaceDetector.
         background: Upscaler for the photo (Real-ESRGAN or Lanczos).
@@ -99,9 +103,11 @@ class FaceRestorer:
         detector: FaceDetector | None = None,
         background: Upscaler | None = None,
         notes: list[str] | None = None,
+        inpaint: UNetGenerator | None = None,
     ):
         self.generator = generator.eval() if generator is not None else None
         self.deblur = deblur.eval() if deblur is not None else None
+        self.inpaint = inpaint.eval() if inpaint is not None else None
         self.detector = detector or FaceDetector(download=False)
         self.background = background or Upscaler(None, scale=2)
         self.crop_size = transfer.SIZE  # the models' working resolution
@@ -115,6 +121,7 @@ class FaceRestorer:
         weights: str | Path | None = None,
         realesrgan_background: bool = True,
         download: bool = False,
+        inpaint: str | Path | None = DEFAULT_INPAINT,
     ) -> "FaceRestorer":
         """Load every stage: the models from local folders or Hub repo ids, the detector and
         Real-ESRGAN from the weights folder (or their checked downloads if `download`)."""
@@ -130,7 +137,8 @@ class FaceRestorer:
         background = Upscaler.default(weights, download=download) if realesrgan_background else Upscaler(None, scale=4)
         if realesrgan_background and not background.is_model:
             notes.append("no Real-ESRGAN weights: the background is upscaled with Lanczos")
-        return cls(g, d, detector, background, notes=notes)
+        inpainter = load_model(UNetGenerator, inpaint, "inpainting generator", DEFAULT_INPAINT)
+        return cls(g, d, detector, background, notes=notes, inpaint=inpainter)
 
     @property
     def untrained(self) -> bool:
@@ -224,14 +232,16 @@ class FaceRestorer:
             # the generator runs on every face: on a sharp, well-lit one its correction is tiny
             # (a clean portrait keeps LPIPS 0.001), and the light measures miss milder
             # uneven lighting that it does correct
-            if use_generator and self.generator is not None:
+            if use_generator and holes[i] is not None and self.inpaint is not None:
+                stages[i].append("inpaint")
+            elif use_generator and self.generator is not None:
                 stages[i].append("generator")
         lap("assess")
 
         # 3. the models, at 128 px, on the faces that need them
         source = batch_to_unit(np.stack(crops)) if faces else None
         restored = source.clone() if faces else None
-        for stage, model in (("deblur", self.deblur), ("generator", self.generator)):
+        for stage, model in (("deblur", self.deblur), ("inpaint", self.inpaint), ("generator", self.generator)):
             rows = [i for i, s in enumerate(stages) if stage in s]
             if rows:
                 blank = np.zeros((self.crop_size,) * 2, np.float32)
@@ -282,7 +292,7 @@ class FaceRestorer:
         results = []
         for i, face in enumerate(faces):
             done = [*stages[i]]
-            if "generator" in done and holes[i] is not None:
+            if ("generator" in done or "inpaint" in done) and holes[i] is not None:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
         return Restoration(image=out, faces=results, timings=timings, notes=self.notes + notes)

@@ -184,3 +184,18 @@ def test_an_output_too_large_is_refused_before_any_work(restorer, astronaut, mon
     assert restorer(astronaut, upscale=2).image.shape == (1024, 1024, 3)  # 1 MP: fine
     with pytest.raises(ValueError, match="would become 4 megapixels; the limit is 2"):
         restorer(astronaut, upscale=4, time_limit=0.0)  # refused before the time limit is even checked
+
+
+def test_faces_with_holes_go_to_the_inpainting_generator(restorer, astronaut):
+    torch.manual_seed(1)
+    inpainter = UNetGenerator(channels=[8, 16, 16], blocks=1)
+    torch.nn.init.normal_(inpainter.head.weight, 0, 0.05)
+    both = FaceRestorer(restorer.generator, None, restorer.detector, inpaint=inpainter)
+    mask = np.zeros(astronaut.shape[:2], bool)
+    mask[90:130, 190:260] = True
+    holed = both(astronaut, upscale=1, mask=mask)
+    assert holed.faces[0].stages == ["inpaint", "hole filled"]
+    assert both(astronaut, upscale=1).faces[0].stages == ["generator"]
+    # the hole's fill comes from the inpainting model: it differs from the generator's
+    alone = FaceRestorer(restorer.generator, None, restorer.detector)(astronaut, upscale=1, mask=mask)
+    assert not np.array_equal(holed.image[90:130, 190:260], alone.image[90:130, 190:260])
