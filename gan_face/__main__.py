@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from gan_face.atomic import atomic_write
 from gan_face.imageio import MAX_BYTES, MAX_PIXELS, ImageError, finish, load_photo, open_image
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -106,9 +106,8 @@ def restore_command(args) -> int:
             continue
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp.png")
-        Image.fromarray(finish(photo, result.image)).save(tmp)
-        os.replace(tmp, target)  # never a half-written output
+        with atomic_write(target) as tmp:  # never a half-written output
+            Image.fromarray(finish(photo, result.image)).save(tmp, format="PNG")
         if args.save_faces:
             for i, face in enumerate(result.faces):
                 Image.fromarray(face.before).save(target.with_name(f"{target.stem}_face{i + 1}_before.png"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -21,7 +20,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from gan_face.atomic import atomic_write
 from gan_face.face import FaceDetector, align
+from gan_face.imageops import batch_to_unit
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -70,11 +71,10 @@ class AlignedFaces:
             images, meta = self._align(files, size, detector or FaceDetector(download=False))
             cache_dir.mkdir(parents=True, exist_ok=True)
             # atomic writes: a crash mid-write never leaves a cache that looks complete
-            tmp = array_path.with_suffix(".tmp.npy")
-            np.save(tmp, images)
-            os.replace(tmp, array_path)
-            meta_path.with_suffix(".tmp").write_text(json.dumps(meta))
-            os.replace(meta_path.with_suffix(".tmp"), meta_path)
+            with atomic_write(array_path) as tmp, open(tmp, "wb") as f:
+                np.save(f, images)
+            with atomic_write(meta_path) as tmp:  # written last: its presence means the array is complete
+                tmp.write_text(json.dumps(meta))
         self.images = torch.from_numpy(images)
         self.files = meta["files"]
         self.rejected, self.corrupt = meta["rejected"], meta["corrupt"]
@@ -108,7 +108,7 @@ class AlignedFaces:
 
     def batch(self, indices: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
         """(B,3,H,W) float in [0,1]; `flip` (B,) bool mirrors those images horizontally."""
-        x = self.images[indices].permute(0, 3, 1, 2).float() / 255.0
+        x = batch_to_unit(self.images[indices])
         if flip is not None:
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         return x

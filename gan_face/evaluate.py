@@ -112,7 +112,7 @@ def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc)
 def evaluate(args) -> list[dict]:
     torch.set_num_threads(args.threads)
     data = AlignedFaces(args.data, args.size, limit=args.limit)
-    clean = data.images.permute(0, 3, 1, 2).float() / 255
+    clean = to_unit(data.images)
     generator = UNetGenerator.from_pretrained(args.generator, strict=True).eval()
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     # faces with holes go to the inpainting generator, as in the pipeline, when there is one

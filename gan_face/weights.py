@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from gan_face.atomic import atomic_write
 
 CACHE = Path(os.environ.get("GAN_FACE_CACHE", Path.home() / ".cache" / "gan_face"))
 # What the project provides beside the repository (data, weights): $GAN_FACE_SHARED or ../shared
@@ -43,17 +44,11 @@ def fetch(name: str, url: str, expected_sha256: str, directory: Path | None = No
         raise FileNotFoundError(f"{name} is not in {directory or weights_dir()} and downloads are off")
     target = CACHE / "weights" / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_write(target) as tmp:  # a partial or unverified download never takes the real name
         with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as f:
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 f.write(chunk)
-        got = sha256(Path(tmp))
+        got = sha256(tmp)
         if got != expected_sha256:
             raise ValueError(f"{url} has sha256 {got}, expected {expected_sha256}: refusing to use it")
-        os.replace(tmp, target)  # atomic: a partial download never takes the real name
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return target

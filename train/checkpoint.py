@@ -8,15 +8,14 @@ previous checkpoint intact. It is read with `torch.load(weights_only=True)`.
 
 from __future__ import annotations
 
-import os
 import platform
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
+from gan_face.atomic import atomic_write
 from gan_face.degradations import TRAINING_KINDS
 from train.config import KIND_WEIGHT_FLAGS
 
@@ -26,16 +25,11 @@ ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_norm", "g_r
 
 def save(state: dict, path: Path) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old or the new file, never half
+        with atomic_write(path) as tmp:  # a crash or kill mid-save leaves the previous checkpoint
+            torch.save(state, tmp)
     except OSError as e:
         raise OSError(f"could not write checkpoint {path} ({e.strerror or e}); is the disk full? The previous checkpoint is intact") from e
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load(path: Path) -> dict:
