@@ -239,14 +239,16 @@ class FaceRestorer:
         lap("assess")
 
         # 3. the models, at 128 px, on the faces that need them
+        def hole_batch(rows: list[int]) -> torch.Tensor:  # (len(rows),1,128,128) soft holes, 0 where none
+            blank = np.zeros((self.crop_size,) * 2, np.float32)
+            return torch.from_numpy(np.stack([blank if holes[i] is None else holes[i] for i in rows]))[:, None].clamp(0, 1)
+
         source = batch_to_unit(np.stack(crops)) if faces else None
         restored = source.clone() if faces else None
         for stage, model in (("deblur", self.deblur), ("inpaint", self.inpaint), ("generator", self.generator)):
             rows = [i for i, s in enumerate(stages) if stage in s]
-            if rows:
-                blank = np.zeros((self.crop_size,) * 2, np.float32)
-                m = torch.from_numpy(np.stack([(holes[i] > 0.5).astype(np.float32) if holes[i] is not None else blank for i in rows]))[:, None]
-                restored[rows] = run_stage(model, restored[rows], m)
+            if rows:  # the models take a binary mask: the dilated stroke
+                restored[rows] = run_stage(model, restored[rows], (hole_batch(rows) > 0.5).float())
             lap(stage)
 
         # 4. the photo at output size
@@ -269,12 +271,11 @@ class FaceRestorer:
         worked = [i for i, s in enumerate(stages) if s]
         out = background
         if worked:
-            blank = np.zeros((self.crop_size,) * 2, np.float32)
-            hole_weights = torch.from_numpy(np.stack([holes[i] if holes[i] is not None else blank for i in worked]))[:, None]
-            log_gain, residual = transfer.split(restored[worked], source[worked], hole_weights.clamp(0, 1))
+            hole_weights = hole_batch(worked)
+            log_gain, residual = transfer.split(restored[worked], source[worked], hole_weights)
             # inside the generator's (dilated) holes the residual is fill minus paint: the fill
             # itself comes in through `painted` below, the photo's own pixels stay around it
-            residual = residual * (1 - hole_weights.clamp(0, 1))
+            residual = residual * (1 - hole_weights)
             hwc = lambda t: np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())  # noqa: E731
             keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
