@@ -51,3 +51,9 @@ def denoise(image: np.ndarray) -> np.ndarray:
 
 def lanczos_upscale(small: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(small).resize(size, Image.LANCZOS))
+
+
+def unsharp(image: np.ndarray, sigma: float = 2.0, amount: float = 1.0) -> np.ndarray:
+    """Unsharp masking: what a photo editor's 'sharpen' does without knowing the blur."""
+    x = image.astype(np.float32)
+    return np.clip(x + amount * (x - cv2.GaussianBlur(x, (0, 0), sigma)) + 0.5, 0, 255).astype(np.uint8)

@@ -53,14 +53,14 @@ def damage(name: str, photo: np.ndarray, faces, seed: int) -> tuple[np.ndarray, 
 
 
 def classical(name: str, photo: np.ndarray, mask) -> dict[str, np.ndarray]:
-    if name == "motion blur":  # no true kernel for a blind user: unsharp-free baseline is the input
-        return {}
+    if name == "motion blur":  # a user does not know the kernel: a blind sharpen
+        return {"unsharp mask": baselines.unsharp(photo)}
     if name == "occlusion (mask given)":
         return {"cv2.inpaint": baselines.inpaint(photo, mask)}
     if name in degradations.LIGHTING_CONDITIONS:
         return {"CLAHE": baselines.clahe(photo), "auto gamma": baselines.auto_gamma(photo)}
     if name == "mixed":
-        return {"NL-means": baselines.denoise(photo)}
+        return {"NL-means": baselines.denoise(photo), "unsharp mask": baselines.unsharp(photo)}
     return {}
 
 
