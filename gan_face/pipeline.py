@@ -225,13 +225,13 @@ class FaceRestorer:
 
         # 2. assess: which faces need which stages
         assessments = [assess(c, self.crop_size / np.sqrt(abs(np.linalg.det(m[:, :2])))) for c, m in zip(crops, matrices)]
+        needs_detail = [a.blurred or a.noisy or a.small or h is not None for a, h in zip(assessments, holes)]
         stages = [[] for _ in faces]
         for i, a in enumerate(assessments):
             if use_deblur and self.deblur is not None and a.blurred:
                 stages[i].append("deblur")
-            # the generator runs on every face: on a sharp, well-lit one its correction is tiny
-            # (a clean portrait keeps LPIPS 0.001), and the light measures miss milder
-            # uneven lighting that it does correct
+            # the generator runs on every face: the light measures miss milder uneven lighting that
+            # it does correct; on a face whose detail is intact only its lighting is kept (step 5)
             if use_generator and holes[i] is not None and self.inpaint is not None:
                 stages[i].append("inpaint")
             elif use_generator and self.generator is not None:
@@ -276,6 +276,9 @@ class FaceRestorer:
             # inside the generator's (dilated) holes the residual is fill minus paint: the fill
             # itself comes in through `painted` below, the photo's own pixels stay around it
             residual = residual * (1 - hole_weights)
+            # on a face whose detail is intact the residual only costs detail and identity (on the
+            # relit portraits: LPIPS 0.022 -> 0.017, dlib distance 0.10 -> 0.05 without it): relight only
+            residual[[k for k, i in enumerate(worked) if not needs_detail[i]]] = 0
             hwc = lambda t: np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())  # noqa: E731
             keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
@@ -292,7 +295,7 @@ class FaceRestorer:
         timings["total"] = sum(timings.values())
         results = []
         for i, face in enumerate(faces):
-            done = [*stages[i]]
+            done = [s if s != "generator" or needs_detail[i] else "generator (lighting only)" for s in stages[i]]
             if ("generator" in done or "inpaint" in done) and holes[i] is not None:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
