@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from gan_face import transfer
+from gan_face import baselines, transfer
 from gan_face.assess import Assessment, assess
 from gan_face.deblur import DeblurGenerator
 from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, select_faces, template
@@ -210,6 +210,10 @@ class FaceRestorer:
         if aligned:
             size = image.shape[0]
             faces = [Face(np.array([0, 0, size, size], np.float32), 1.0, template(size))]
+        elif faces is None and mask is not None and np.any(mask):
+            # a painted occluder can hide the face from the detector: detect on the photo with
+            # the paint inpainted (OpenCV Telea); the models still see the holes as holes
+            faces = self.detector(baselines.inpaint(image, np.asarray(mask)))
         elif faces is None:
             faces = self.detector(image)
         faces = select_faces(faces, image.shape, only_largest, only_center, min_face)
