@@ -158,10 +158,15 @@ def alignment_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:
     return matrix
 
 
+def matrix_scale(matrix: np.ndarray) -> float:
+    """How many crop pixels one photo pixel becomes under an alignment matrix."""
+    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+
+
 def align(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Warp the face to the FFHQ template. Returns (crop (size,size,3) uint8, 2x3 matrix)."""
     matrix = alignment_matrix(landmarks, size)
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    scale = matrix_scale(matrix)
     src, m = image, matrix
     if scale < 0.8:  # large face: area-downscale first, so the warp does not alias
         h, w = image.shape[:2]

@@ -23,7 +23,7 @@ import torch
 from gan_face import baselines, transfer
 from gan_face.assess import Assessment, assess
 from gan_face.deblur import DeblurGenerator
-from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, select_faces, template
+from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, matrix_scale, select_faces, template
 from gan_face.generator import UNetGenerator
 from gan_face.imageio import MAX_OUTPUT_PIXELS
 from gan_face.imageops import batch_to_unit, check_rgb, signed_to_unit, unit_to_signed
@@ -228,7 +228,7 @@ class FaceRestorer:
         notes = [] if faces else ["no face found: the photo was only upscaled"]
 
         # 2. assess: which faces need which stages
-        assessments = [assess(c, self.crop_size / np.sqrt(abs(np.linalg.det(m[:, :2])))) for c, m in zip(crops, matrices)]
+        assessments = [assess(c, self.crop_size / matrix_scale(m)) for c, m in zip(crops, matrices)]
         needs_detail = [a.blurred or a.noisy or a.small or h is not None for a, h in zip(assessments, holes)]
         stages = [[] for _ in faces]
         for i, a in enumerate(assessments):
@@ -308,7 +308,7 @@ class FaceRestorer:
 
 def face_view(image: np.ndarray, matrix: np.ndarray, scale: float, crop: int, largest: int = 512) -> np.ndarray:
     """The aligned face crop of the output photo, at the face's own output size (<= `largest`)."""
-    size = int(np.clip(round(crop * scale / np.sqrt(abs(np.linalg.det(matrix[:, :2])))), crop, largest))
+    size = int(np.clip(round(crop * scale / matrix_scale(matrix)), crop, largest))
     m = matrix * (size / crop) @ np.diag([1 / scale, 1 / scale, 1.0])
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_AREA if size < crop else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 

@@ -26,7 +26,7 @@ import kornia
 import numpy as np
 import torch
 
-from gan_face.face import feather_mask, landing_box
+from gan_face.face import feather_mask, landing_box, matrix_scale
 
 SIZE = 128  # the aligned crop the models run at
 GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
@@ -76,7 +76,7 @@ def gain_field(shape: tuple[int, ...], log_gains: list[np.ndarray], matrices: li
         to_low = cv2.invertAffineTransform(matrix) * (scale * low)  # crop -> low-res
         weight = _warp(feather, to_low, (lw, lh), cv2.BORDER_CONSTANT)
         value = _warp(lg, to_low, (lw, lh))
-        face_px = SIZE * scale * low / np.sqrt(abs(np.linalg.det(matrix[:, :2])))
+        face_px = SIZE * scale * low / matrix_scale(matrix)
         sigma = max(1.0, face_px / 2)
         num += cv2.GaussianBlur(weight * value, (0, 0), sigma).reshape(lh, lw, 3)
         den += cv2.GaussianBlur(weight, (0, 0), sigma).reshape(lh, lw, 1)
