@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gan_face import UNetGenerator  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.models import build_discriminator, build_generator  # noqa: E402
-from train.train import Trainer  # noqa: E402
+from train.trainer import Trainer  # noqa: E402
 
 
 def peak_rss_mb() -> float:

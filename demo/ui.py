@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import time
 import zipfile
@@ -14,6 +13,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from demo.cache import start_sweeper
 from gan_face import photo_damage
 from gan_face.degradations import LIGHTING_CONDITIONS
 from gan_face.imageio import MAX_BYTES, ImageError, Photo, finish, limits_text, load_photo, open_image
@@ -27,6 +27,10 @@ CACHE_SECONDS = float(os.environ.get("GAN_FACE_CACHE_SECONDS", 3600))
 MAX_BATCH = 20  # photos per batch request
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 NO_SIMULATION = "none"
+# a page shows at most this many pixels per image (a 36 MP PNG would take seconds to encode and
+# download, and the browser shows it scaled down anyway); larger downloads are JPEG, not PNG
+PREVIEW_PIXELS = 4_000_000
+PNG_PIXELS = 12_000_000
 
 DESCRIPTION = """# gan-face
 Drop in a damaged photo (motion blur, occlusions, bad lighting, low resolution): every face is
@@ -69,17 +73,28 @@ def read_editor(payload, editor: gr.ImageEditor) -> tuple[Photo, np.ndarray | No
     return photo, mask if mask.any() else None
 
 
-def request_folder(cache_seconds: float) -> Path:
-    """A new folder for one request's files under RESULTS; folders older than `cache_seconds`
-    (earlier requests, whose files Gradio has long copied into its own cache) are removed."""
+def preview(image: np.ndarray) -> np.ndarray:
+    """`image` scaled down (Lanczos) to at most PREVIEW_PIXELS for the page."""
+    h, w = image.shape[:2]
+    return image if h * w <= PREVIEW_PIXELS else lanczos(image, (PREVIEW_PIXELS / (h * w)) ** 0.5)
+
+
+def save_result(output: np.ndarray, stem: Path) -> tuple[Path, str | None]:
+    """The full-size result as `stem`.png, or above PNG_PIXELS (without alpha) as `stem`.jpg at
+    quality 95, with a note saying so."""
+    h, w = output.shape[:2]
+    if h * w <= PNG_PIXELS or (output.ndim == 3 and output.shape[2] == 4):  # JPEG has no alpha
+        path = stem.with_suffix(".png")
+        Image.fromarray(output).save(path)
+        return path, None
+    path = stem.with_suffix(".jpg")
+    Image.fromarray(output).save(path, quality=95)
+    return path, f"{w}x{h} px: saved as JPEG (quality 95), as a PNG this size is tens of MB; the page shows a smaller preview"
+
+
+def request_folder() -> Path:
+    """A new folder for one request's files under RESULTS (demo/cache.py removes it later)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in RESULTS.iterdir():
-        try:
-            if now - old.stat().st_mtime > cache_seconds:
-                shutil.rmtree(old, ignore_errors=True)
-        except FileNotFoundError:  # another request removed it first
-            pass
     return Path(tempfile.mkdtemp(dir=RESULTS))
 
 
@@ -137,16 +152,16 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             log.exception("restore failed")
             raise gr.Error(f"internal error ({type(e).__name__}); the server log has the details", print_exception=False) from None
         output = finish(photo, result.image)  # the input's alpha and grayness, like GFPGAN
-        before = lanczos(image, result.image.shape[1] / image.shape[1])
+        path, note = save_result(output, request_folder() / "restored")
+        after = preview(result.image)
+        before = lanczos(image, after.shape[1] / image.shape[1])
         gallery = []  # each face as an input / restored pair
         for i, f in enumerate(result.faces):
             gallery += [(f.before, f"face {i + 1}: input"), (f.after, f"face {i + 1}: restored")]
         lines = [f"**{len(result.faces)} face(s)** in {result.timings['total']:.2f} s"]
-        lines += [f"- {line}" for line in result.describe()]
+        lines += [f"- {line}" for line in [*result.describe(), *([note] if note else [])]]
         lines += [f"- {stage}: {seconds * 1000:.0f} ms" for stage, seconds in result.timings.items() if stage != "total"]
-        path = request_folder(cache_seconds) / "restored.png"
-        Image.fromarray(output).save(path)
-        return output, (before, result.image), gallery, "\n".join(lines), str(path)
+        return preview(output), (before, after), gallery, "\n".join(lines), str(path)
 
     def restore_batch(files, fidelity, lighting, upscale):
         """Several photos (or zips): a gallery of results, one zip, a line per photo and face."""
@@ -154,7 +169,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             sources = batch_sources(files)
         except ImageError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        folder = request_folder(cache_seconds)
+        folder = request_folder()
         gallery, lines, written = [], [], []
         deadline = time.perf_counter() + time_limit  # the limit covers the whole batch
         for name, source in sources:
@@ -169,11 +184,10 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 lines.append(f"- **{name}**: skipped: internal error ({type(e).__name__})")
                 continue
             output = finish(photo, result.image)
-            target = folder / f"{len(written) + 1:02d}_{Path(name).stem}.png"
-            Image.fromarray(output).save(target)
+            target, note = save_result(output, folder / f"{len(written) + 1:02d}_{Path(name).stem}")
             written.append(target)
             gallery.append((str(target), name))
-            lines.append(f"- **{name}**: " + ("; ".join(result.describe(known=restorer.notes)) or "restored"))
+            lines.append(f"- **{name}**: " + ("; ".join([*result.describe(known=restorer.notes), *([note] if note else [])]) or "restored"))
         archive = None
         if written:
             archive = folder / "restored.zip"
@@ -183,9 +197,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
         lines.insert(0, f"**{len(written)} of {len(sources)} photo(s) restored**")
         return gallery, "\n".join(lines), None if archive is None else str(archive)
 
-    # Gradio deletes uploads and returned files older than cache_seconds, checking this often
-    delete_cache = (max(1, int(cache_seconds // 4)), max(1, int(cache_seconds)))
-    with gr.Blocks(title="gan-face: face reconstruction", delete_cache=delete_cache) as demo:
+    with gr.Blocks(title="gan-face: face reconstruction") as demo:
         gr.Markdown(DESCRIPTION)
         if restorer.untrained:
             gr.Markdown("**Warning: untrained weights.** " + "; ".join(restorer.notes), elem_id="untrained-warning")
@@ -223,7 +235,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                     slider = gr.ImageSlider(label="Before / after", type="numpy")
                     gallery = gr.Gallery(label="Faces (input, restored)", columns=2, height="auto")
                     timings = gr.Markdown(label="Faces found, what was done, timings", elem_id="timings")
-                    download = gr.File(label="Download PNG")
+                    download = gr.File(label="Download (full size)")
             inputs = [editor, lighting_sim, lighting_sim_strength, occluder, fidelity, lighting, upscale, realesrgan, deblur, largest, centre, min_face]
             button.click(
                 restore, inputs, [output, slider, gallery, timings, download], api_name="restore", concurrency_limit=2,
@@ -248,4 +260,6 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                 restore_batch, [batch_files, batch_fidelity, batch_lighting, batch_upscale], [batch_gallery, batch_notes, batch_zip],
                 api_name="restore_batch", concurrency_limit=1,
             )
+    # uploads, returned files and RESULTS folders older than cache_seconds go, checked this often
+    start_sweeper(demo, RESULTS, age=cache_seconds, every=max(1.0, cache_seconds / 4))
     return demo

@@ -26,28 +26,13 @@ from torch import nn
 
 from gan_face.hub import HubModel
 from gan_face.modelcard import DEBLUR_CARD
+from gan_face.norm import make_norm
 
 # MobileNetV2 inverted-residual settings: expansion t, channels c, repeats n, stride s.
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
-class InstanceNorm(nn.InstanceNorm2d):
-    """Instance norm that always normalises with the instance's statistics, in train and
-    eval mode, while carrying the official checkpoint's running-stat buffers."""
-
-    def __init__(self, channels: int):
-        super().__init__(channels, affine=False, track_running_stats=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.instance_norm(x, eps=self.eps)
-
-
-def make_norm(norm: str, channels: int) -> nn.Module:
-    if norm == "instance":
-        return InstanceNorm(channels)
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    raise ValueError(f"norm must be 'instance' or 'batch', got {norm!r}")
+NORMS = ("instance", "batch")
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int) -> nn.Sequential:
@@ -88,7 +73,7 @@ ENCODER_SLICES = ((0, 2), (2, 4), (4, 7), (7, 11), (11, 16))
 
 
 def conv_norm_relu(cin: int, cout: int, norm: str) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), make_norm(norm, cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), make_norm(norm, cout, NORMS, checkpoint_instance=True), nn.ReLU(inplace=True))
 
 
 class FPN(nn.Module):
@@ -152,7 +137,7 @@ class DeblurGenerator(
         super().__init__()
         if num_filters_fpn != 2 * num_filters:
             raise ValueError(f"num_filters_fpn must be 2 x num_filters (lateral0 is added to the smoothed map), got {num_filters_fpn} and {num_filters}")
-        make_norm(norm, 8)
+        make_norm(norm, 8, NORMS, checkpoint_instance=True)
         self.fpn = FPN(num_filters_fpn, norm)
         self.head1 = FPNHead(num_filters_fpn, num_filters, num_filters)
         self.head2 = FPNHead(num_filters_fpn, num_filters, num_filters)

@@ -17,11 +17,13 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from gan_face.face import FFHQ_TEMPLATE_512
+
 LIGHTING_CONDITIONS = ("frontal", "left side", "right side", "top", "low light")
 OCCLUDERS = ("rectangle", "ellipse", "strokes", "sunglasses", "hand")
 FILLS = ("noise", "flat", "texture")
-# FFHQ 5-point template, normalised to [0,1] (eyes, nose, mouth corners of a 512 px face).
-TEMPLATE_EYES = ((0.3769, 0.4686), (0.6229, 0.4691))
+# the eyes of the FFHQ template as fractions of the aligned crop (the synthetic sunglasses go there)
+TEMPLATE_EYES = tuple(tuple(eye) for eye in (FFHQ_TEMPLATE_512[:2] / 512).tolist())
 
 
 def _uniform(generator: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:

@@ -20,34 +20,9 @@ from torch import nn
 
 from gan_face.hub import HubModel
 from gan_face.modelcard import DISCRIMINATOR_CARD
+from gan_face.norm import make_norm
 
 NORMS = ("batch", "instance", "batch+instance", "none")
-
-
-class BatchInstanceNorm(nn.Module):
-    """Instance norm on the first half of the channels, batch norm on the rest (IBN-Net)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.split = channels // 2
-        self.instance = nn.InstanceNorm2d(self.split, affine=True)
-        self.batch = nn.BatchNorm2d(channels - self.split)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = x[:, : self.split], x[:, self.split :]
-        return torch.cat([self.instance(a), self.batch(b)], 1)
-
-
-def make_norm(norm: str, channels: int) -> nn.Module:
-    if norm == "batch":
-        return nn.BatchNorm2d(channels)
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if norm == "batch+instance":
-        return BatchInstanceNorm(channels)
-    if norm == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
 class PatchDiscriminator(
@@ -85,7 +60,7 @@ class PatchDiscriminator(
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers!r}")
-        make_norm(norm, 8)  # validates the name
+        make_norm(norm, 8, NORMS)  # validates the name
         self.noise_injection = noise_injection
         self.noise_std = 0.0  # runtime state, not config: annealed by the training loop
 
@@ -96,7 +71,7 @@ class PatchDiscriminator(
             layers.append(
                 nn.Sequential(
                     nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=norm == "none"),
-                    make_norm(norm, widths[i]),
+                    make_norm(norm, widths[i], NORMS),
                     nn.LeakyReLU(0.2),
                 )
             )

@@ -16,35 +16,23 @@ size (the U-Net skip connections); the decoder merges them by concatenation.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gan_face.hub import HubModel
 from gan_face.modelcard import GENERATOR_CARD
+from gan_face.norm import make_norm
 
+# batch-independent norms only (see gan_face/norm.py)
 NORMS = ("group", "instance", "none")
-
-
-def make_norm(norm: str, channels: int) -> nn.Module:
-    # Group/instance norm only: both are independent of the batch, so a micro-batch of 1
-    # gives the same gradients as any other split of the batch (gradient accumulation).
-    if norm == "group":
-        return nn.GroupNorm(math.gcd(8, channels), channels)
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if norm == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
 class ConvBlock(nn.Sequential):
     """3x3 conv -> norm -> SiLU."""
 
     def __init__(self, cin: int, cout: int, norm: str, stride: int = 1):
-        super().__init__(nn.Conv2d(cin, cout, 3, stride, 1), make_norm(norm, cout), nn.SiLU())
+        super().__init__(nn.Conv2d(cin, cout, 3, stride, 1), make_norm(norm, cout, NORMS), nn.SiLU())
 
 
 class ResBlock(nn.Module):
@@ -101,7 +89,7 @@ class UNetGenerator(
             raise ValueError(f"channels needs at least two positive widths, got {channels!r}")
         if blocks < 1:
             raise ValueError(f"blocks must be >= 1, got {blocks!r}")
-        make_norm(norm, 8)  # validates the name before any layer is built
+        make_norm(norm, 8, NORMS)  # validates the name before any layer is built
         channels = [int(c) for c in channels]
         self.image_channels, self.out_scale = image_channels, out_scale
         self.depth = len(channels)

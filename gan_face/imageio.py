@@ -42,6 +42,9 @@ def limits_text(max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> str
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_BYTES) -> Image.Image:
     """Open and decode an image file (path or bytes), first frame, EXIF orientation applied."""
     name = Path(source).name if isinstance(source, (str, Path)) else "image"
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        # in the app: an upload that waited in the queue past the cache lifetime and was removed
+        raise ImageError(f"{name} is not there (any more): upload it again")
     size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
     if size == 0:
         raise ImageError(f"{name} is empty (0 bytes)")

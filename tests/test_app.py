@@ -153,9 +153,47 @@ def test_request_files_are_removed_after_the_cache_lifetime(server):
     time.sleep(CACHE_SECONDS + CACHE_SECONDS // 4 + 5)
     left = cached & {p for p in GRADIO_TEMP.rglob("*") if p.is_file()}
     examples = {p.name for p in (Path(__file__).resolve().parents[1] / "demo" / "examples").iterdir()}
-    assert {p.name for p in left} <= examples  # Gradio's delete_cache kept only the example photos
-    call_restore(url, ASTRONAUT, upscale=1)  # a later request clears our old folders
+    assert {p.name for p in left} <= examples  # the sweeper kept only the example photos
     assert not folders & set(RESULTS.iterdir())
+
+
+def test_the_sweeper_survives_uploads_arriving_while_it_deletes(tmp_path):
+    """Gradio's own delete_cache dies on `Set changed size during iteration` when uploads arrive
+    during a pass; ours deletes what is old, keeps examples, and sees new files next pass."""
+    import threading
+
+    import gradio as gr
+
+    from demo.cache import sweep_once
+
+    demo = gr.Blocks()
+    old = [tmp_path / f"old{i}.png" for i in range(3000)]
+    for f in old:
+        f.write_bytes(b"x")
+    example = tmp_path / "example.png"
+    example.write_bytes(b"x")
+    demo.upload_file_set.update(map(str, old + [example]))
+    demo.blocks[0] = type("Examples", (), {"keep_in_cache": {str(example)}})()
+    results = tmp_path / "results"
+    (results / "request1").mkdir(parents=True)
+    stop = threading.Event()
+
+    def upload():  # what the upload route does from the event loop while the sweep runs
+        i = 0
+        while not stop.is_set():
+            demo.upload_file_set.add(str(tmp_path / f"new{i}.png"))
+            i += 1
+
+    adder = threading.Thread(target=upload)
+    adder.start()
+    try:
+        removed = sweep_once(demo, results, age=-1)  # everything counts as old
+    finally:
+        stop.set()
+        adder.join()
+    assert removed == len(old) + 1  # the files and the request folder
+    assert not any(f.exists() for f in old) and not (results / "request1").exists()
+    assert example.exists() and str(example) in demo.upload_file_set
 
 
 def test_headless_browser_restores_a_batch_into_a_zip(server, tmp_path):

@@ -70,7 +70,7 @@ def test_official_loader_rejects_mismatched_keys(tmp_path):
 def test_eval_mode_uses_instance_statistics():
     # the official code had to run in train mode because its instance norms used stale
     # running statistics in eval mode; here eval output ignores those buffers entirely
-    from gan_face.deblur import InstanceNorm
+    from gan_face.norm import CheckpointInstanceNorm as InstanceNorm
 
     torch.manual_seed(0)
     model = DeblurGenerator(num_filters=16, num_filters_fpn=32).eval()

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from gan_face import UNetGenerator
+from gan_face.dataset import AlignedFaces
 from train import checkpoint
 from train.config import TrainConfig
-from gan_face.dataset import AlignedFaces
-from train.export import export
-from train.train import Trainer, train
+from train.export import export_generator
+from train.trainer import Trainer, fit
 
 from .conftest import TRAIN_FACES, face_files
 
@@ -74,7 +74,7 @@ def test_d_is_frozen_in_the_g_phase(tmp_path):
 
 def test_three_steps_then_resume_matches_an_uninterrupted_run(tmp_path):
     cfg = tiny(tmp_path, steps=3)
-    train(cfg)
+    fit(cfg)
     out = Path(cfg.out)
     state = checkpoint.load(out / "checkpoint.pt")
     assert state["step"] == 3
@@ -95,7 +95,7 @@ def test_three_steps_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     # ... and continues at step 4 exactly as a run that was never interrupted
     straight = tiny(tmp_path, steps=4, out=str(tmp_path / "straight"))
-    train(straight)
+    fit(straight)
     a, b = checkpoint.load(out / "checkpoint.pt"), checkpoint.load(Path(straight.out) / "checkpoint.pt")
     assert a["step"] == b["step"] == 4
     for part in ("g", "d"):
@@ -108,19 +108,19 @@ def test_three_steps_then_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_export_writes_a_loadable_hub_folder(tmp_path):
     cfg = tiny(tmp_path, steps=2, export=str(tmp_path / "export"))
-    train(cfg)
+    fit(cfg)
     g = UNetGenerator.from_pretrained(tmp_path / "export", strict=True)
     assert g.depth == 2
     card = (tmp_path / "export" / "README.md").read_text()
     assert "## Training" in card and "steps: 2 at batch 4" in card
     # exporting again into the same folder replaces the card instead of appending to it
-    export(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "export", command="python -m train again")
+    export_generator(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "export", command="python -m train again")
     card = (tmp_path / "export" / "README.md").read_text()
     assert card.count("## Training") == 1 and "python -m train again" in card
 
 
 def test_resume_refuses_a_different_architecture(tmp_path):
-    train(tiny(tmp_path, steps=2))
+    fit(tiny(tmp_path, steps=2))
     with pytest.raises(ValueError, match="g_channels"):
         Trainer(tiny(tmp_path, steps=3, resume="latest", g_channels=[8, 32]))
 
@@ -128,7 +128,7 @@ def test_resume_refuses_a_different_architecture(tmp_path):
 def test_init_from_adds_the_gain_path_to_a_run_without_it(tmp_path):
     """Fine-tuning a run that had no relighting path: same faces out at the start
     (the new gain layer starts as the identity), then it trains, and the card counts both runs."""
-    first = train(tiny(tmp_path, steps=2, g_relight=False, out=str(tmp_path / "first")))
+    first = fit(tiny(tmp_path, steps=2, g_relight=False, out=str(tmp_path / "first")))
     assert first["step"] == 2
     source = checkpoint.load(tmp_path / "first" / "checkpoint.pt")
     cfg = tiny(tmp_path, steps=2, out=str(tmp_path / "second"), init_from=str(tmp_path / "first" / "checkpoint.pt"), export=str(tmp_path / "export"))
@@ -146,7 +146,7 @@ def test_init_from_adds_the_gain_path_to_a_run_without_it(tmp_path):
 
 
 def test_init_from_refuses_weights_of_another_model(tmp_path):
-    train(tiny(tmp_path, steps=2, g_channels=[8, 32]))
+    fit(tiny(tmp_path, steps=2, g_channels=[8, 32]))
     with pytest.raises(ValueError, match="init_from"):
         Trainer(tiny(tmp_path, steps=2, out=str(tmp_path / "other"), init_from=str(tmp_path / "run" / "checkpoint.pt")))
 
@@ -178,13 +178,13 @@ def test_boolean_flags_parse_false():
 
 def test_degradation_weight_flags_choose_what_training_sees(faces128):
     from train.config import parse_args
-    from train.train import degrade
+    from train.trainer import training_inputs
 
     only_occlusion = parse_args(["--lighting_weight", "0", "--blur_weight", "0", "--downscale_weight", "0", "--mixed_weight", "0"])
-    _, mask = degrade(only_occlusion, faces128, torch.Generator().manual_seed(0))
+    _, mask = training_inputs(only_occlusion, faces128, torch.Generator().manual_seed(0))
     assert (mask.flatten(1).amax(1) > 0).all()  # every face got an occluder
     no_occlusion = parse_args(["--occlusion_weight", "0"])
-    _, mask = degrade(no_occlusion, faces128, torch.Generator().manual_seed(0))
+    _, mask = training_inputs(no_occlusion, faces128, torch.Generator().manual_seed(0))
     assert mask.max() == 0
     assert "occlusion 0, motion blur 1" in checkpoint.training_card(dataclasses.asdict(no_occlusion), 1, 1.0, command="x")
     with pytest.raises(ValueError, match="--blur_weight must be >= 0"):
@@ -207,7 +207,7 @@ def test_export_command_writes_generator_and_discriminator(tmp_path):
     from train.export import main as export_main
 
     cfg = tiny(tmp_path, steps=2)
-    train(cfg)
+    fit(cfg)
     code = export_main([str(Path(cfg.out) / "checkpoint.pt"), str(tmp_path / "g"), "--discriminator", str(tmp_path / "d"), "--command", "python -m train --steps 2"])
     assert code == 0
     UNetGenerator.from_pretrained(tmp_path / "g", strict=True)
@@ -235,7 +235,7 @@ def test_perceptual_loss_is_finite_and_reaches_g(tmp_path):
 
 
 def test_per_degradation_validation_is_logged(tmp_path):
-    train(tiny(tmp_path, steps=2))
+    fit(tiny(tmp_path, steps=2))
     row = read_log(tmp_path / "run")[-1]
     for kind in ("lighting", "occlusion", "motion_blur", "downscale", "mixed", "clean"):
         assert float(row[f"val_{kind}"]) > 5
@@ -244,8 +244,8 @@ def test_per_degradation_validation_is_logged(tmp_path):
 
 def test_init_from_an_exported_folder(tmp_path):
     cfg = tiny(tmp_path, steps=2)
-    train(cfg)
-    export(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "exported", command="python -m train x")
+    fit(cfg)
+    export_generator(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "exported", command="python -m train x")
     fine = Trainer(tiny(tmp_path, out=str(tmp_path / "fine"), init_from=str(tmp_path / "exported"), gan=False))
     exported = UNetGenerator.from_pretrained(str(tmp_path / "exported"), strict=True)
     assert all(torch.equal(a, b) for a, b in zip(exported.parameters(), fine.g.parameters()))

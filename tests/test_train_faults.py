@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from train import checkpoint
-from train.train import Trainer, train
+from train.trainer import Trainer, fit
 
 from .test_train import read_log, tiny
 
@@ -49,7 +49,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     resumed.run()
 
     straight = tiny(tmp_path, steps=steps, checkpoint_every=3, sample_every=100, out=str(tmp_path / "straight"))
-    train(straight)
+    fit(straight)
     a, b = checkpoint.load(ckpt), checkpoint.load(Path(straight.out) / "checkpoint.pt")
     assert a["step"] == b["step"] == steps
     for key in a["g"]:
@@ -83,7 +83,7 @@ checkpoint.save({{"step": 2}}, {str(path)!r})
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
-    train(tiny(tmp_path, steps=2, checkpoint_every=2))
+    fit(tiny(tmp_path, steps=2, checkpoint_every=2))
     trainer = Trainer(tiny(tmp_path, steps=4, checkpoint_every=1, resume="latest"))
     lq, mask, hq = trainer.sample_batch()
     trainer.sample_batch = lambda: (lq * float("nan"), mask, hq)

@@ -4,14 +4,14 @@ import logging
 import sys
 
 from train.config import parse_args
-from train.train import train
+from train.trainer import fit
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = parse_args(argv)
     try:
-        train(cfg)
+        fit(cfg)
     except (ValueError, FileNotFoundError, FloatingPointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

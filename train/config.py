@@ -6,12 +6,12 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from gan_face.discriminator import NORMS as D_NORMS
 from gan_face.generator import NORMS as G_NORMS
-from train.losses import GRADIENT_PENALTIES
 from gan_face.weights import SHARED
+from train.losses import GRADIENT_PENALTIES
 
 MODELS = ("generator", "deblur")
-D_NORMS = ("batch", "instance", "batch+instance", "none")
 # one flag per gan_face.degradations.TRAINING_KINDS entry, same order
 KIND_WEIGHT_FLAGS = ("lighting_weight", "occlusion_weight", "blur_weight", "downscale_weight", "mixed_weight")
 

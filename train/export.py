@@ -19,7 +19,7 @@ from train.config import TrainConfig
 from train.models import build_discriminator, ema_model
 
 
-def export(state: dict, directory: Path, command: str | None = None) -> None:
+def export_generator(state: dict, directory: Path, command: str | None = None) -> None:
     """model.safetensors + config.json + README.md (the card, with how these weights were made).
 
     The files are written to a temporary folder beside `directory` and then moved in one by
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     try:
         state = checkpoint.load(Path(args.checkpoint))
         if args.out:
-            export(state, Path(args.out), args.command)
+            export_generator(state, Path(args.out), args.command)
         if args.discriminator:
             export_discriminator(state, Path(args.discriminator))
         if args.push_to_hub:

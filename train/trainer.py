@@ -25,13 +25,13 @@ from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
 from gan_face import degradations
+from gan_face.dataset import AlignedFaces
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.metrics import psnr
 from train import checkpoint, losses
 from train.config import TrainConfig
-from train.export import export
+from train.export import export_generator
 from train.models import build_discriminator, build_generator, ema_model
-from gan_face.dataset import AlignedFaces
 
 log = logging.getLogger(__name__)
 # per-degradation validation: one column per kind the generator trains on, and clean faces
@@ -42,7 +42,7 @@ CSV_FIELDS = (
 )
 
 
-def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
+def training_inputs(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
     """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on; `kind`:
     one of degradations.TRAINING_KINDS only, or None for clean inputs (validation curves)."""
     if cfg.model == "deblur":
@@ -62,7 +62,7 @@ def degrade(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind
     return lq, mask
 
 
-def restore(cfg: TrainConfig, g, lq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def model_forward(cfg: TrainConfig, g, lq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return g(lq) if cfg.model == "deblur" else g(lq, mask)
 
 
@@ -116,12 +116,12 @@ class Trainer:
 
         # fixed validation batch: same faces, same damage, every time (and across resumes)
         val_hq = self.data.batch(self.val_idx[:8])
-        val_lq, val_mask = degrade(cfg, val_hq, torch.Generator().manual_seed(1234))
+        val_lq, val_mask = training_inputs(cfg, val_hq, torch.Generator().manual_seed(1234))
         self.val = (val_lq, val_mask, val_hq)
         self.val_kinds = {}  # column -> (lq, mask, hq): 8 faces with only that damage
         if cfg.model == "generator":
             for i, (column, kind) in enumerate(VAL_KINDS.items()):
-                self.val_kinds[column] = (*degrade(cfg, val_hq, torch.Generator().manual_seed(4321 + i), kind), val_hq)
+                self.val_kinds[column] = (*training_inputs(cfg, val_hq, torch.Generator().manual_seed(4321 + i), kind), val_hq)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict:
@@ -193,7 +193,7 @@ class Trainer:
         pick = torch.randint(len(self.train_idx), (cfg.batch,), generator=self.data_rng)
         flip = torch.rand(cfg.batch, generator=self.data_rng) < 0.5
         hq = self.data.batch(self.train_idx[pick], flip)
-        lq, mask = degrade(cfg, hq, self.degrade_rng)
+        lq, mask = training_inputs(cfg, hq, self.degrade_rng)
         # the same global batch on every process (same random streams), each trains on its share:
         # N processes see exactly the images one process would
         share = slice(self.rank * cfg.batch // self.world, (self.rank + 1) * cfg.batch // self.world)
@@ -212,7 +212,7 @@ class Trainer:
         self.g.train()
         self.d.train()
         with self.autocast():
-            fakes = [restore(cfg, self.g, micro(lq, k), micro(mask, k)).float() for k in range(K)]
+            fakes = [model_forward(cfg, self.g, micro(lq, k), micro(mask, k)).float() for k in range(K)]
 
         # 3. D phase on detached fakes (skipped in the PSNR phase)
         self.d.requires_grad_(True)
@@ -305,7 +305,7 @@ class Trainer:
         g = self.ema_generator()
 
         def run(lq, mask, hq):
-            restored = signed_to_unit(restore(self.cfg, g, unit_to_signed(lq), mask)).clamp(0, 1)
+            restored = signed_to_unit(model_forward(self.cfg, g, unit_to_signed(lq), mask)).clamp(0, 1)
             return restored, F.interpolate(lq, size=hq.shape[-2:], mode="bilinear", align_corners=False)
 
         lq, mask, hq = self.val
@@ -404,16 +404,16 @@ class Trainer:
                 self.save()
         bar.close()
         if cfg.export and self.main:
-            self.export(Path(cfg.export))
+            self.export_to(Path(cfg.export))
         if cfg.push_to_hub and self.main:
             self.ema_generator().push_to_hub(cfg.push_to_hub)
         return stats
 
-    def export(self, directory: Path) -> None:
+    def export_to(self, directory: Path) -> None:
         """The EMA generator as a Hub folder: model.safetensors + config.json + README.md."""
-        export(self.state(), directory)
+        export_generator(self.state(), directory)
         log.info("exported the EMA generator to %s", directory)
 
 
-def train(cfg: TrainConfig) -> dict:
+def fit(cfg: TrainConfig) -> dict:
     return Trainer(cfg).run()
