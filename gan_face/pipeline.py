@@ -288,13 +288,11 @@ class FaceRestorer:
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
             # a hole's fill is the generator's output with the lighting correction that is kept
             filled = hwc(restored[worked]) * 255 * np.exp((lighting * keep - 1) * log_gain)
-            canvas = background.astype(np.float32)
-            gain = transfer.gain_field(canvas.shape, list(lighting * keep * log_gain), [matrices[i] for i in worked], scale)
-            if gain is not None:
-                canvas *= gain
-            for k, i in enumerate(worked):
-                transfer.apply(canvas, residual[k], filled[k], matrices[i], scale, painted if holes[i] is not None else None)
-            out = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+            corrections = [
+                transfer.Correction(matrices[i], lighting * keep * log_gain[k], residual[k], filled[k] if holes[i] is not None else None)
+                for k, i in enumerate(worked)
+            ]
+            out = transfer.paste(background, corrections, scale, painted)
         lap("paste back")
         timings["total"] = sum(timings.values())
         results = []

@@ -21,6 +21,8 @@ relit face shows no spotlight or halo. Painted occlusions are replaced by the mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import kornia
 import numpy as np
@@ -53,18 +55,27 @@ def split(restored: torch.Tensor, source: torch.Tensor, holes: torch.Tensor | No
     return log_gain, residual
 
 
+@dataclass
+class Correction:
+    """One face's correction at the models' 128 px, as `split` gives it."""
+
+    matrix: np.ndarray  # photo -> 128 px crop
+    log_gain: np.ndarray  # (128,128,3)
+    residual: np.ndarray  # (128,128,3) float32, 0-255
+    fill: np.ndarray | None = None  # (128,128,3) float32 0-255: what replaces painted pixels (None: no holes)
+
+
 def _warp(array: np.ndarray, to_box: np.ndarray, box: tuple[int, int], border=cv2.BORDER_REPLICATE) -> np.ndarray:
     out = cv2.warpAffine(array, to_box, box, flags=cv2.INTER_LINEAR, borderMode=border)
     return out[..., None] if out.ndim == 2 else out
 
 
-def gain_field(shape: tuple[int, ...], log_gains: list[np.ndarray], matrices: list[np.ndarray], scale: float) -> np.ndarray | None:
-    """(H,W,3) multiplicative gain for the photo at output size `shape`, or None when no face
-    is relit: each face's own gain inside its crop, spread outside by normalised convolution
-    with a Gaussian of half a face width, fading to the faces' mean gain far from any face.
-
-    log_gains: (128,128,3) per face; matrices: photo -> 128 px crop; scale: output / photo."""
-    if not log_gains or max(float(np.abs(g).max()) for g in log_gains) < 1e-3:
+def spread_gain(shape: tuple[int, ...], corrections: list[Correction], scale: float) -> np.ndarray | None:
+    """The log gain outside the faces, at low resolution ((h,w,3) with the photo's long side at
+    most LOW_RES), or None when no face is relit: each face's gain spread by normalised
+    convolution with a Gaussian of half a face width, fading to the faces' mean gain far from
+    any face. shape: the output photo; scale: output / photo size."""
+    if not corrections or max(float(np.abs(c.log_gain).max()) for c in corrections) < 1e-3:
         return None
     h, w = shape[:2]
     low = min(1.0, LOW_RES / max(h, w))  # output px -> low-res px
@@ -72,58 +83,72 @@ def gain_field(shape: tuple[int, ...], log_gains: list[np.ndarray], matrices: li
     num, den = np.zeros((lh, lw, 3), np.float32), np.zeros((lh, lw, 1), np.float32)
     feather = feather_mask(SIZE)
     means, weights = [], []
-    for lg, matrix in zip(log_gains, matrices):
-        to_low = cv2.invertAffineTransform(matrix) * (scale * low)  # crop -> low-res
+    for c in corrections:
+        to_low = cv2.invertAffineTransform(c.matrix) * (scale * low)  # crop -> low-res
         weight = _warp(feather, to_low, (lw, lh), cv2.BORDER_CONSTANT)
-        value = _warp(lg, to_low, (lw, lh))
-        face_px = SIZE * scale * low / matrix_scale(matrix)
+        value = _warp(c.log_gain, to_low, (lw, lh))
+        face_px = SIZE * scale * low / matrix_scale(c.matrix)
         sigma = max(1.0, face_px / 2)
         num += cv2.GaussianBlur(weight * value, (0, 0), sigma).reshape(lh, lw, 3)
         den += cv2.GaussianBlur(weight, (0, 0), sigma).reshape(lh, lw, 1)
-        means.append((lg * feather[..., None]).sum((0, 1)) / feather.sum())
+        means.append((c.log_gain * feather[..., None]).sum((0, 1)) / feather.sum())
         weights.append(face_px)
     mean = np.average(means, axis=0, weights=weights).astype(np.float32)
     floor = 0.05 * den.max()  # beyond about one face width the mean gain takes over
-    spread = (num + floor * mean) / (den + floor)
-    field = cv2.resize(spread, (w, h), interpolation=cv2.INTER_LINEAR)
-    # inside each crop its own gain at full resolution, blended with the spread by the feather
-    for lg, matrix in zip(log_gains, matrices):
-        box = landing_box(matrix, SIZE, shape, scale)
-        if box is None:
-            continue
-        x0, y0, x1, y1, to_box = box
-        f = _warp(feather, to_box, (x1 - x0, y1 - y0), cv2.BORDER_CONSTANT)
-        field[y0:y1, x0:x1] = f * _warp(lg, to_box, (x1 - x0, y1 - y0)) + (1 - f) * field[y0:y1, x0:x1]
-    return np.exp(field)
+    return (num + floor * mean) / (den + floor)
 
 
-def apply(
-    image: np.ndarray,
-    residual: np.ndarray,
-    restored: np.ndarray,
-    matrix: np.ndarray,
-    scale: float,
-    hole: np.ndarray | None = None,
-) -> np.ndarray | None:
-    """Add one face's correction to `image` ((H,W,3) float32, 0-255, already relit), in place.
+def paste(background: np.ndarray, corrections: list[Correction], scale: float, painted: np.ndarray | None = None, band: int = 256) -> np.ndarray:
+    """The (H,W,3) uint8 photo at output size with every face's correction: the relighting
+    (spread past the faces, each face's own gain inside its crop), then each residual, then
+    each hole fill over the painted pixels (`painted`: (H,W) float from `photo_hole`).
 
-    residual, restored: (128,128,3) float32 0-255 (the residual, and the model output as
-    relit for the fill); matrix: photo -> 128 px crop; scale: output / photo size;
-    hole: (H,W) float mask of painted occlusions at output size (`photo_hole`), or None.
-    Returns the crop's feather weight in the box's frame (or None if the face is outside)."""
-    box = landing_box(matrix, SIZE, image.shape, scale)
+    Works through the photo `band` rows at a time in float32: a 36 MP photo needs tens of MB,
+    not the 2 GB of whole-photo float arrays."""
+    h, w = background.shape[:2]
+    spread = spread_gain(background.shape, corrections, scale)
+    boxes = [landing_box(c.matrix, SIZE, background.shape, scale) for c in corrections]
+    feather = feather_mask(SIZE)
+    out = np.empty_like(background)
+    for top in range(0, h, band):
+        bottom = min(h, top + band)
+        rows = background[top:bottom].astype(np.float32)
+        parts = [_rows(box, top, bottom) for box in boxes]
+        if spread is not None:
+            # the low-res field enlarged as cv2.resize(INTER_LINEAR) would, these rows only
+            sy, sx = spread.shape[0] / h, spread.shape[1] / w
+            to_low = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
+            field = cv2.warpAffine(spread, to_low, (w, bottom - top), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            for c, part in zip(corrections, parts):  # inside each crop its own gain, blended in by the feather
+                if part is not None:
+                    x0, y0, x1, y1, to_part = part
+                    f = _warp(feather, to_part, (x1 - x0, y1 - y0), cv2.BORDER_CONSTANT)
+                    region = field[y0 - top : y1 - top, x0:x1]
+                    region[:] = f * _warp(c.log_gain, to_part, (x1 - x0, y1 - y0)) + (1 - f) * region
+            rows *= np.exp(field)
+        for c, part in zip(corrections, parts):
+            if part is not None:
+                x0, y0, x1, y1, to_part = part
+                size = (x1 - x0, y1 - y0)
+                region = rows[y0 - top : y1 - top, x0:x1]
+                f = _warp(feather, to_part, size, cv2.BORDER_CONSTANT)
+                region += f * _warp(c.residual, to_part, size)
+                if c.fill is not None and painted is not None:  # at the photo's resolution: an exact edge
+                    m = f * painted[y0:y1, x0:x1, None]
+                    region[:] = (1 - m) * region + m * _warp(c.fill, to_part, size)
+        out[top:bottom] = np.clip(rows + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def _rows(box, top: int, bottom: int):
+    """The part of a landing box (from `landing_box`) within rows top..bottom, with its matrix."""
     if box is None:
         return None
     x0, y0, x1, y1, to_box = box
-    size = (x1 - x0, y1 - y0)
-    region = image[y0:y1, x0:x1]
-    f = _warp(feather_mask(SIZE), to_box, size, cv2.BORDER_CONSTANT)
-    out = region + f * _warp(residual, to_box, size)
-    if hole is not None:  # at the photo's resolution: an exact edge, not the 128 px mask's steps
-        m = f * hole[y0:y1, x0:x1, None]
-        out = (1 - m) * out + m * _warp(restored, to_box, size)
-    image[y0:y1, x0:x1] = out
-    return f
+    y0, y1, shift = max(y0, top), min(y1, bottom), max(y0, top) - y0
+    if y1 <= y0:
+        return None
+    return x0, y0, x1, y1, to_box - [[0, 0, 0], [0, 0, shift]]
 
 
 def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float) -> np.ndarray:

@@ -23,22 +23,27 @@ def crop_tensor(image, face):
     return batch_to_unit(crop[None]), matrix
 
 
-def correct(image, face, restored_fn):
+def correct(image, face, restored_fn, band=256):
     """The pipeline's step 5 for one face whose 128 px crop the 'model' maps by restored_fn."""
     source, matrix = crop_tensor(image, face)
     log_gain, residual = transfer.split(restored_fn(source), source)
-    lg = log_gain[0].permute(1, 2, 0).numpy()
-    canvas = image.astype(np.float32)
-    gain = transfer.gain_field(canvas.shape, [lg], [matrix], 1.0)
-    if gain is not None:
-        canvas *= gain
-    transfer.apply(canvas, residual[0].permute(1, 2, 0).numpy() * 255, None, matrix, 1.0)
-    return canvas, matrix
+    hwc = lambda t: t[0].permute(1, 2, 0).numpy()  # noqa: E731
+    correction = transfer.Correction(matrix, hwc(log_gain), hwc(residual) * 255)
+    return transfer.paste(image, [correction], 1.0, band=band), matrix
 
 
 def test_no_correction_gives_the_photo_back_exactly(astronaut, face):
     out, _ = correct(astronaut, face, lambda x: x.clone())
-    assert np.array_equal(np.clip(out + 0.5, 0, 255).astype(np.uint8), astronaut)
+    assert np.array_equal(out, astronaut)
+
+
+def test_the_bands_join_without_a_trace(astronaut, face):
+    # band by band (memory) gives the photo that one band for the whole photo gives
+    relight = lambda x: (x * 1.5 + 0.05 * torch.sin(x * 20)).clamp(0, 1)  # noqa: E731
+    whole, _ = correct(astronaut, face, relight, band=512)
+    for band in (7, 100):
+        banded, _ = correct(astronaut, face, relight, band=band)
+        assert np.abs(banded.astype(int) - whole).max() <= 1
 
 
 def test_a_pure_tone_change_keeps_the_photos_detail(astronaut, face):
@@ -49,30 +54,32 @@ def test_a_pure_tone_change_keeps_the_photos_detail(astronaut, face):
     scaled = Face(face.box * 2, face.score, face.landmarks * 2)
     out, matrix = correct(big, scaled, lambda x: x * 0.5)
     inside = cv2.warpAffine(np.ones((96, 96), np.float32), cv2.invertAffineTransform(matrix), (1024, 1024)) > 0.5  # the crop's core
-    # the face is half as bright and has all of its high frequencies, halved
-    detail_in = cv2.Laplacian(big.astype(np.float32), cv2.CV_32F)[inside]
-    detail_out = cv2.Laplacian(out, cv2.CV_32F)[inside]
-    assert np.abs(detail_out - 0.5 * detail_in).mean() < 0.02 * np.abs(detail_in).mean()
-    assert np.abs(out[inside] - 0.5 * big[inside]).mean() < 1.0
+    # the face is half as bright and has all of its high frequencies, halved: within rounding
+    # of the ideal, far closer to it than the detail a face enlarged from the crop would have
+    halved = np.floor(big * 0.5 + 0.5).astype(np.float32)
+    err = np.abs(out.astype(np.float32) - halved)[inside]
+    assert np.mean(err <= 1) > 0.99
+    soft = cv2.resize(cv2.resize(halved, (256, 256), interpolation=cv2.INTER_AREA), (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    assert err.mean() < 0.2 * np.abs(soft - halved)[inside].mean()
 
 
 def test_a_relit_face_shows_no_step_at_the_paste_boundary(astronaut, face):
     # a flat photo and a face brightened 1.8x: the gain must fade past the crop, not stop at it
     grey = np.full_like(astronaut, 60)
     out, _ = correct(grey, face, lambda x: (x * 1.8).clamp(0, 1))
-    row = out[int(face.center[1]), :, 1]
+    row = out[int(face.center[1]), :, 1].astype(int)
     assert row.max() > 100  # the face is relit
-    assert np.abs(np.diff(row)).max() < 1.5  # no step anywhere along the row (60 -> 108 over >= 30 px)
-    column = out[:, int(face.center[0]), 1]
-    assert np.abs(np.diff(column)).max() < 1.5
+    assert np.abs(np.diff(row)).max() <= 2  # no step anywhere along the row (60 -> 108 over >= 30 px; 1 is rounding)
+    column = out[:, int(face.center[0]), 1].astype(int)
+    assert np.abs(np.diff(column)).max() <= 2
 
 
 def test_the_gain_spreads_into_the_surroundings(astronaut, face):
     # a face the model darkens to half: its neck darkens with it, and far away the photo
     # takes the faces' mean gain (a whole photo underexposed or overexposed is corrected as one)
-    source, matrix = crop_tensor(astronaut, face)
-    log_gain, _ = transfer.split(source * 0.5, source)
-    gain = transfer.gain_field(astronaut.shape, [log_gain[0].permute(1, 2, 0).numpy()], [matrix], 1.0)
+    grey = np.full_like(astronaut, 200)
+    out, _ = correct(grey, face, lambda x: x * 0.5)
+    gain = out / 200.0
     x0, y0, x1, y1 = face.box.astype(int)
     assert gain[(y0 + y1) // 2, (x0 + x1) // 2, 1] == pytest.approx(0.5, abs=0.02)  # the face
     assert gain[min(y1 + (y1 - y0) // 2, 511), (x0 + x1) // 2, 1] == pytest.approx(0.5, abs=0.05)  # the neck
