@@ -243,7 +243,13 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
             )
             files = sorted(p for p in examples.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
             if files:
-                gr.Examples([[str(p)] for p in files], inputs=[editor], label="Examples (see demo/examples/SOURCES.md)")
+                # each example with the controls' defaults; restored on its first click and kept for
+                # everyone after ("lazy": a Space does not run them all at start-up)
+                defaults = [c.value for c in inputs[1:]]
+                gr.Examples(
+                    [[str(p), *defaults] for p in files], inputs=inputs, outputs=[output, slider, gallery, timings, download], fn=restore,
+                    cache_examples=True, cache_mode="lazy", preprocess=False, visible_columns=[0], label="Examples (see demo/examples/SOURCES.md)", elem_id="examples",
+                )
         with gr.Tab("Batch: several photos or a zip"):
             with gr.Row():
                 with gr.Column():

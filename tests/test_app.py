@@ -100,6 +100,25 @@ def test_headless_browser_uploads_and_sees_the_result(server, width):
         browser.close()
 
 
+def test_an_example_click_shows_its_restoration_and_is_cached(server):
+    if CHROMIUM is None:
+        if os.environ.get("GAN_FACE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is required in CI (Debian packages chromium, chromium-driver)")
+        pytest.skip("no Chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    url, _, log = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url, wait_until="networkidle")
+        page.locator("#examples button.gallery-item").first.click()  # no Restore click: the example runs itself
+        page.wait_for_selector("#timings :text('face(s)')", timeout=60_000)
+        assert "face 1:" in page.locator("#timings").inner_text()
+        browser.close()
+    assert "at first use" in log.read_text()  # Gradio caches them lazily, not all at start-up
+
+
 def test_every_bad_input_gets_a_message_and_the_app_keeps_serving(server, tmp_path):
     from gradio_client.exceptions import AppError
 
