@@ -1,6 +1,6 @@
 """gan-face web app: `python app.py`, or a Hugging Face Space (sdk: gradio, app_file: app.py).
 
-Environment: GAN_FACE_GENERATOR / GAN_FACE_DEBLUR / GAN_FACE_INPAINT (local folder or Hub repo id, default
+Environment: GAN_FACE_GENERATOR / GAN_FACE_DEBLUR / GAN_FACE_INPAINT / GAN_FACE_DETAIL (local folder or Hub repo id, default
 pretrained/), GAN_FACE_WEIGHTS (detector and Real-ESRGAN files; ../shared/weights when it
 exists), GAN_FACE_DOWNLOAD=0 to forbid downloading missing weights (downloads are checked
 against pinned sha256 values; a Space has no local weights), GRADIO_SERVER_PORT (Gradio's own
@@ -13,12 +13,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: it 
 
 from demo.ui import create_demo  # noqa: E402
 from gan_face.imageio import MAX_BYTES  # noqa: E402
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR, DEFAULT_INPAINT, FaceRestorer  # noqa: E402
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, FaceRestorer  # noqa: E402
 
 restorer = FaceRestorer.from_pretrained(
     generator=os.environ.get("GAN_FACE_GENERATOR", DEFAULT_GENERATOR),
     deblur=os.environ.get("GAN_FACE_DEBLUR", DEFAULT_DEBLUR),
     inpaint=os.environ.get("GAN_FACE_INPAINT", DEFAULT_INPAINT),
+    detail=os.environ.get("GAN_FACE_DETAIL", DEFAULT_DETAIL),
     weights=os.environ.get("GAN_FACE_WEIGHTS") or None,
     download=os.environ.get("GAN_FACE_DOWNLOAD", "1") == "1",
 )

@@ -33,8 +33,8 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import masked_psnr, psnr, ssim
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, run_stage
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_GENERATOR, DEFAULT_INPAINT, run_stage
 from gan_face.weights import SHARED
 
 TEST_FACES = SHARED / "data" / "faces" / "test"
@@ -85,14 +85,19 @@ def classical(name: str, d: dict) -> dict[str, np.ndarray]:
 
 
 @torch.inference_mode()
-def run_model(generator, deblur, lq: torch.Tensor, mask, batch: int = 32) -> torch.Tensor:
-    """The pipeline's model stages (`gan_face.pipeline.run_stage`) on every face, in batches."""
+def run_model(generator, deblur, lq: torch.Tensor, mask, batch: int = 32, detail=None) -> torch.Tensor:
+    """The pipeline's model stages (`gan_face.pipeline.run_stage`) on every face, in batches:
+    deblur, the generator, then the detail model (unlike the pipeline, on every face: its cost
+    on faces that need no detail shows in the clean row)."""
     outs = []
     for i in range(0, len(lq), batch):
         x = lq[i : i + batch]
         if deblur is not None:
             x = run_stage(deblur, x)
-        outs.append(run_stage(generator, x, None if mask is None else mask[i : i + batch]))
+        x = run_stage(generator, x, None if mask is None else mask[i : i + batch])
+        if detail is not None:
+            x = run_stage(detail, x)
+        outs.append(x)
     return torch.cat(outs)
 
 
@@ -117,6 +122,8 @@ def evaluate(args) -> list[dict]:
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     # faces with holes go to the inpainting generator, as in the pipeline, when there is one
     inpaint = UNetGenerator.from_pretrained(args.inpaint, strict=True).eval() if args.inpaint and Path(args.inpaint).exists() else None
+    # and faces without holes through the detail model after the generator, when there is one
+    detail = UNetGenerator.from_pretrained(args.detail, strict=True).eval() if args.detail and Path(args.detail).exists() else None
     identity = None
     if not args.no_identity:
         from gan_face.identity import IdentityScorer
@@ -133,9 +140,10 @@ def evaluate(args) -> list[dict]:
         methods = {} if name == NONE else {INPUT: d["lq"]}  # the clean input would score infinite PSNR
         methods.update({k: to_unit(v) for k, v in classical(name, d).items()})
         model = inpaint if mask is not None and inpaint is not None else generator
-        methods[OURS] = run_model(model, None, d["lq"], mask)
+        after = detail if mask is None else None
+        methods[OURS] = run_model(model, None, d["lq"], mask, detail=after)
         if deblur is not None:
-            methods[OURS_DEBLUR] = run_model(model, deblur, d["lq"], mask)
+            methods[OURS_DEBLUR] = run_model(model, deblur, d["lq"], mask, detail=after)
         rows = []
         for method, output in methods.items():
             kind = method if method in (INPUT, OURS, OURS_DEBLUR) else "classical"
@@ -162,6 +170,7 @@ def parse_args(argv=None):
     p.add_argument("--generator", default=str(DEFAULT_GENERATOR))
     p.add_argument("--deblur", default=str(DEFAULT_DEBLUR))
     p.add_argument("--inpaint", default=str(DEFAULT_INPAINT), help="generator for the occluded faces ('' = the generator)")
+    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model run after the generator ('' = none)")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--report", default="docs/results.md", help="Markdown report ('' = none)")
     p.add_argument("--card", action="append", default=[], help="model card (README.md) to append the evaluation table to; repeatable")

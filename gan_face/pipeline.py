@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_GENERATOR = REPO / "pretrained" / "gan-face-generator"
 DEFAULT_INPAINT = REPO / "pretrained" / "gan-face-inpaint"
 DEFAULT_DEBLUR = REPO / "pretrained" / "gan-face-deblur"
+DEFAULT_DETAIL = REPO / "pretrained" / "gan-face-detail"
 
 
 @dataclass
@@ -91,6 +92,9 @@ class FaceRestorer:
         inpaint: a U-Net trained with occlusions, for faces with painted holes (None: the
             generator fills them). Separate models for separate jobs: trained in the same
             batches, hole filling kept the restoration tasks from learning.
+        detail: a U-Net trained on blur, low resolution and noise only (no lighting, no holes),
+            run after the generator on faces whose detail is damaged (None: skipped). Trained
+            beside lighting, the generator learnt little of the detail tasks.
         deblur: the DeblurGAN-v2 stage (None: skipped).
         detector: a FaceDetector.
         background: Upscaler for the photo (Real-ESRGAN or Lanczos).
@@ -104,10 +108,12 @@ class FaceRestorer:
         background: Upscaler | None = None,
         notes: list[str] | None = None,
         inpaint: UNetGenerator | None = None,
+        detail: UNetGenerator | None = None,
     ):
         self.generator = generator.eval() if generator is not None else None
         self.deblur = deblur.eval() if deblur is not None else None
         self.inpaint = inpaint.eval() if inpaint is not None else None
+        self.detail = detail.eval() if detail is not None else None
         self.detector = detector or FaceDetector(download=False)
         self.background = background or Upscaler(None, scale=2)
         self.crop_size = transfer.SIZE  # the models' working resolution
@@ -122,6 +128,7 @@ class FaceRestorer:
         realesrgan_background: bool = True,
         download: bool = False,
         inpaint: str | Path | None = DEFAULT_INPAINT,
+        detail: str | Path | None = DEFAULT_DETAIL,
     ) -> "FaceRestorer":
         """Load every stage: the models from local folders or Hub repo ids, the detector and
         Real-ESRGAN from the weights folder (or their checked downloads if `download`)."""
@@ -138,7 +145,8 @@ class FaceRestorer:
         if realesrgan_background and not background.is_model:
             notes.append("no Real-ESRGAN weights: the background is upscaled with Lanczos")
         inpainter = load_model(UNetGenerator, inpaint, "inpainting generator", DEFAULT_INPAINT)
-        return cls(g, d, detector, background, notes=notes, inpaint=inpainter)
+        detailer = load_model(UNetGenerator, detail, "detail generator", DEFAULT_DETAIL)
+        return cls(g, d, detector, background, notes=notes, inpaint=inpainter, detail=detailer)
 
     @property
     def untrained(self) -> bool:
@@ -240,6 +248,8 @@ class FaceRestorer:
                 stages[i].append("inpaint")
             elif use_generator and self.generator is not None:
                 stages[i].append("generator")
+                if needs_detail[i] and self.detail is not None:
+                    stages[i].append("detail")
         lap("assess")
 
         # 3. the models, at 128 px, on the faces that need them
@@ -249,7 +259,7 @@ class FaceRestorer:
 
         source = batch_to_unit(np.stack(crops)) if faces else None
         restored = source.clone() if faces else None
-        for stage, model in (("deblur", self.deblur), ("inpaint", self.inpaint), ("generator", self.generator)):
+        for stage, model in (("deblur", self.deblur), ("inpaint", self.inpaint), ("generator", self.generator), ("detail", self.detail)):
             rows = [i for i, s in enumerate(stages) if stage in s]
             if rows:  # the models take a binary mask: the dilated stroke
                 restored[rows] = run_stage(model, restored[rows], (hole_batch(rows) > 0.5).float())

@@ -119,7 +119,7 @@ Regenerate with `{args.command}` ({time.strftime('%Y-%m-%d')}).
 Test set: {n} aligned faces from `../shared/data/faces/test/` (CelebA, 300 people never used in training;
 {rejected} images without a detected face were skipped), {args.size} px, degradations with fixed seeds.
 Identity distances: median over the first {args.identity_limit} faces, for {args.identity_on.replace(',', ', ')}.
-Generator: `{args.generator}`; deblurring: `{args.deblur}`; occluded faces: `{args.inpaint or args.generator}`.
+Generator: `{args.generator}`; deblurring: `{args.deblur}`; occluded faces: `{args.inpaint or args.generator}`; detail model after the generator: `{args.detail or "none"}`.
 
 ## Targets
 {chr(10).join(target_lines(results))}

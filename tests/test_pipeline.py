@@ -200,3 +200,20 @@ def test_faces_with_holes_go_to_the_inpainting_generator(restorer, astronaut):
     # the hole's fill comes from the inpainting model: it differs from the generator's
     alone = FaceRestorer(restorer.generator, None, restorer.detector)(astronaut, upscale=1, mask=mask)
     assert not np.array_equal(holed.image[90:130, 190:260], alone.image[90:130, 190:260])
+
+
+def test_damaged_detail_goes_through_the_detail_model_after_the_generator(restorer, astronaut):
+    import cv2
+
+    torch.manual_seed(2)
+    detail = UNetGenerator(channels=[8, 16, 16], blocks=1)
+    torch.nn.init.normal_(detail.head.weight, 0, 0.05)
+    with_detail = FaceRestorer(restorer.generator, None, restorer.detector, detail=detail)
+    blurred = cv2.GaussianBlur(astronaut, (0, 0), 3)
+    result = with_detail(blurred, upscale=1)
+    assert "blurred" in result.faces[0].assessment.findings
+    assert result.faces[0].stages == ["generator", "detail"]
+    without = FaceRestorer(restorer.generator, None, restorer.detector)(blurred, upscale=1)
+    assert not np.array_equal(result.image, without.image)  # the detail model's output is used
+    # a sharp face never reaches it
+    assert with_detail(astronaut, upscale=1).faces[0].stages == ["generator (lighting only)"]
