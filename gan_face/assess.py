@@ -62,6 +62,11 @@ class Assessment:
         return self.unevenness > UNEVEN_ABOVE
 
     @property
+    def needs_detail(self) -> bool:
+        """Its detail is damaged: the models' residual (not only their lighting) is wanted."""
+        return self.blurred or self.noisy or self.small
+
+    @property
     def findings(self) -> list[str]:
         names = ("blurred", "noisy", "small", "dark", "bright", "uneven")
         return [n if n != "small" else f"small ({self.face_px:.0f} px)" for n in names if getattr(self, n)]

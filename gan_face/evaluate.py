@@ -27,13 +27,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gan_face import baselines, degradations
+from gan_face.assess import assess
 from gan_face.dataset import AlignedFaces
 from gan_face.deblur import DeblurGenerator
 from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import masked_psnr, psnr, ssim
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, run_stage
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_stage
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
 
@@ -85,20 +86,19 @@ def classical(name: str, d: dict) -> dict[str, np.ndarray]:
 
 
 @torch.inference_mode()
-def run_model(generator, deblur, lq: torch.Tensor, mask, batch: int = 32, detail=None) -> torch.Tensor:
-    """The pipeline's model stages (`gan_face.pipeline.run_stage`) on every face, in batches:
-    deblur, the generator, then the detail model (unlike the pipeline, on every face: its cost
-    on faces that need no detail shows in the clean row)."""
-    outs = []
-    for i in range(0, len(lq), batch):
-        x = lq[i : i + batch]
-        if deblur is not None:
-            x = run_stage(deblur, x)
-        x = run_stage(generator, x, None if mask is None else mask[i : i + batch])
-        if detail is not None:
-            x = run_stage(detail, x)
-        outs.append(x)
-    return torch.cat(outs)
+def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 32) -> torch.Tensor:
+    """The pipeline's model stages on every face, as the pipeline plans them (`plan`: each face
+    assessed at 128 px, then `run_stage` for each of its stages), in batches. models: stage name
+    -> model for the stages there are ("deblur", "inpaint", "generator", "detail")."""
+    faces = to_uint8(lq)
+    plans = [plan(assess(f, 128.0), mask is not None and bool(mask[i].max() > 0.5), set(models)) for i, f in enumerate(faces)]
+    out = lq.clone()
+    for stage in ("deblur", "inpaint", "generator", "detail"):  # the pipeline's order
+        rows = [i for i, p in enumerate(plans) if stage in p]
+        for k in range(0, len(rows), batch):
+            part = rows[k : k + batch]
+            out[part] = run_stage(models[stage], out[part], None if mask is None else mask[part])
+    return out
 
 
 def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc) -> dict:
@@ -122,7 +122,7 @@ def evaluate(args) -> list[dict]:
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     # faces with holes go to the inpainting generator, as in the pipeline, when there is one
     inpaint = UNetGenerator.from_pretrained(args.inpaint, strict=True).eval() if args.inpaint and Path(args.inpaint).exists() else None
-    # and faces without holes through the detail model after the generator, when there is one
+    # and well-lit faces with damaged detail to the detail model, when there is one
     detail = UNetGenerator.from_pretrained(args.detail, strict=True).eval() if args.detail and Path(args.detail).exists() else None
     identity = None
     if not args.no_identity:
@@ -139,11 +139,10 @@ def evaluate(args) -> list[dict]:
         mask = d["mask"]
         methods = {} if name == NONE else {INPUT: d["lq"]}  # the clean input would score infinite PSNR
         methods.update({k: to_unit(v) for k, v in classical(name, d).items()})
-        model = inpaint if mask is not None and inpaint is not None else generator
-        after = detail if mask is None else None
-        methods[OURS] = run_model(model, None, d["lq"], mask, detail=after)
+        models = {name: m for name, m in (("generator", generator), ("inpaint", inpaint), ("detail", detail)) if m is not None}
+        methods[OURS] = run_model(models, d["lq"], mask)
         if deblur is not None:
-            methods[OURS_DEBLUR] = run_model(model, deblur, d["lq"], mask, detail=after)
+            methods[OURS_DEBLUR] = run_model({**models, "deblur": deblur}, d["lq"], mask)
         rows = []
         for method, output in methods.items():
             kind = method if method in (INPUT, OURS, OURS_DEBLUR) else "classical"
@@ -170,7 +169,7 @@ def parse_args(argv=None):
     p.add_argument("--generator", default=str(DEFAULT_GENERATOR))
     p.add_argument("--deblur", default=str(DEFAULT_DEBLUR))
     p.add_argument("--inpaint", default=str(DEFAULT_INPAINT), help="generator for the occluded faces ('' = the generator)")
-    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model run after the generator ('' = none)")
+    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for well-lit faces with damaged detail ('' = none)")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--report", default="docs/results.md", help="Markdown report ('' = none)")
     p.add_argument("--card", action="append", default=[], help="model card (README.md) to append the evaluation table to; repeatable")

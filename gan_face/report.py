@@ -19,7 +19,7 @@ from gan_face.imageops import batch_from_unit as to_uint8
 # "none" last (the seeds of the others stay): what the models do to a face that needs nothing
 NONE = "none (clean input)"
 DEGRADATIONS = ("motion blur", "occlusion", *degradations.LIGHTING_CONDITIONS, "downscale x4", "mixed", "all", NONE)
-INPUT, OURS, OURS_DEBLUR = "degraded input", "ours: generator", "ours: deblur + generator"
+INPUT, OURS, OURS_DEBLUR = "degraded input", "ours: models", "ours: models + deblur"
 
 
 def sheet_name(degradation: str) -> str:
@@ -119,7 +119,7 @@ Regenerate with `{args.command}` ({time.strftime('%Y-%m-%d')}).
 Test set: {n} aligned faces from `../shared/data/faces/test/` (CelebA, 300 people never used in training;
 {rejected} images without a detected face were skipped), {args.size} px, degradations with fixed seeds.
 Identity distances: median over the first {args.identity_limit} faces, for {args.identity_on.replace(',', ', ')}.
-Generator: `{args.generator}`; deblurring: `{args.deblur}`; occluded faces: `{args.inpaint or args.generator}`; detail model after the generator: `{args.detail or "none"}`.
+Generator: `{args.generator}`; deblurring: `{args.deblur}`; occluded faces: `{args.inpaint or args.generator}`; detail model (well-lit faces with damaged detail): `{args.detail or "none"}`.
 
 ## Targets
 {chr(10).join(target_lines(results))}

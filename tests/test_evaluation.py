@@ -53,14 +53,14 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
     out, report = tmp_path / "results", tmp_path / "results.md"
     result = subprocess.run(
         [sys.executable, "-m", "gan_face.evaluate", "--limit", "8", "--generator", str(generator), "--deblur", str(tmp_path / "none"),
-         "--inpaint", "", "--out", str(out), "--report", str(report)],
+         "--inpaint", "", "--detail", "", "--out", str(out), "--report", str(report)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
     degradations_seen = {r["degradation"] for r in rows}
     assert len(degradations_seen) == 11
-    assert {"degraded input", "best classical", "ours: generator"} <= {r["kind"] for r in rows}
+    assert {"degraded input", "best classical", "ours: models"} <= {r["kind"] for r in rows}
     for r in rows:
         assert 5 < float(r["psnr"]) and 0 < float(r["ssim"]) <= 1
         assert float(r["psnr"]) < 60 or r["degradation"] == "none (clean input)"
@@ -74,8 +74,8 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
     assert "| occlusion | cv2.inpaint (best classical) |" in text and "## Targets" in text
     # an untrained generator is the identity: it must score like the degraded input
     by = {(r["degradation"], r["kind"]): float(r["psnr"]) for r in rows}
-    assert abs(by[("mixed", "ours: generator")] - by[("mixed", "degraded input")]) < 0.05
-    assert by[("none (clean input)", "ours: generator")] > 50  # ...and leaves a clean face as it is
+    assert abs(by[("mixed", "ours: models")] - by[("mixed", "degraded input")]) < 0.05
+    assert by[("none (clean input)", "ours: models")] > 50  # ...and leaves a clean face as it is
     assert ("none (clean input)", "degraded input") not in by
 
 

@@ -202,7 +202,7 @@ def test_faces_with_holes_go_to_the_inpainting_generator(restorer, astronaut):
     assert not np.array_equal(holed.image[90:130, 190:260], alone.image[90:130, 190:260])
 
 
-def test_damaged_detail_goes_through_the_detail_model_after_the_generator(restorer, astronaut):
+def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, astronaut):
     import cv2
 
     torch.manual_seed(2)
@@ -211,9 +211,12 @@ def test_damaged_detail_goes_through_the_detail_model_after_the_generator(restor
     with_detail = FaceRestorer(restorer.generator, None, restorer.detector, detail=detail)
     blurred = cv2.GaussianBlur(astronaut, (0, 0), 3)
     result = with_detail(blurred, upscale=1)
-    assert "blurred" in result.faces[0].assessment.findings
-    assert result.faces[0].stages == ["generator", "detail"]
+    assert result.faces[0].assessment.findings == ["blurred"]
+    assert result.faces[0].stages == ["detail"]
     without = FaceRestorer(restorer.generator, None, restorer.detector)(blurred, upscale=1)
+    assert without.faces[0].stages == ["generator"]
     assert not np.array_equal(result.image, without.image)  # the detail model's output is used
-    # a sharp face never reaches it
+    # a sharp face never reaches it, nor a blurred face that is also badly lit
     assert with_detail(astronaut, upscale=1).faces[0].stages == ["generator (lighting only)"]
+    dark = with_detail((blurred * 0.25).astype(np.uint8), upscale=1).faces[0]
+    assert "dark" in dark.assessment.findings and dark.stages == ["generator"]
