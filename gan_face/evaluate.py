@@ -34,7 +34,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import masked_psnr, psnr, ssim
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_stage
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_models
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
 
@@ -86,19 +86,19 @@ def classical(name: str, d: dict) -> dict[str, np.ndarray]:
 
 
 @torch.inference_mode()
-def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 32) -> torch.Tensor:
-    """The pipeline's model stages on every face, as the pipeline plans them (`plan`: each face
-    assessed at 128 px, then `run_stage` for each of its stages), in batches. models: stage name
-    -> model for the stages there are ("deblur", "inpaint", "generator", "detail")."""
+def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> torch.Tensor:
+    """The pipeline's model stages on every face as the pipeline plans and runs them (`plan`
+    on each face's assessment at 128 px, then `run_models`), in batches. models: stage name ->
+    model for the stages there are ("deblur", "inpaint", "generator", "detail")."""
     faces = to_uint8(lq)
-    plans = [plan(assess(f, 128.0), mask is not None and bool(mask[i].max() > 0.5), set(models)) for i, f in enumerate(faces)]
-    out = lq.clone()
-    for stage in ("deblur", "inpaint", "generator", "detail"):  # the pipeline's order
-        rows = [i for i, p in enumerate(plans) if stage in p]
-        for k in range(0, len(rows), batch):
-            part = rows[k : k + batch]
-            out[part] = run_stage(models[stage], out[part], None if mask is None else mask[part])
-    return out
+    outs = []
+    for k in range(0, len(lq), batch):
+        part = slice(k, k + batch)
+        holes = None if mask is None else (mask[part] > 0.5).float()
+        holed = [False] * len(faces[part]) if holes is None else [bool(h.max() > 0) for h in holes]
+        plans = [plan(assess(f, 128.0), h, set(models)) for f, h in zip(faces[part], holed)]
+        outs.append(run_models(models, lq[part], holes, plans))
+    return torch.cat(outs)
 
 
 def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc) -> dict:

@@ -252,12 +252,13 @@ class FaceRestorer:
             return torch.from_numpy(np.stack([blank if holes[i] is None else holes[i] for i in rows]))[:, None].clamp(0, 1)
 
         source = batch_to_unit(np.stack(crops)) if faces else None
-        restored = source.clone() if faces else None
-        for stage, model in (("deblur", self.deblur), ("inpaint", self.inpaint), ("generator", self.generator), ("detail", self.detail)):
-            rows = [i for i, s in enumerate(stages) if stage in s]
-            if rows:  # the models take a binary mask: the dilated stroke
-                restored[rows] = run_stage(model, restored[rows], (hole_batch(rows) > 0.5).float())
-            lap(stage)
+        restored = None
+        if faces:  # the models take a binary mask: the dilated stroke
+            models = {"deblur": self.deblur, "inpaint": self.inpaint, "generator": self.generator, "detail": self.detail}
+            restored = run_models(models, source, (hole_batch(list(range(len(faces)))) > 0.5).float(), stages, lap)
+        else:
+            for stage in STAGES:
+                lap(stage)
 
         # 4. the photo at output size
         if upscale == 1:
@@ -335,29 +336,45 @@ def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarr
     return np.ascontiguousarray(bgr[:, :, ::-1]), int(left.sum())
 
 
+STAGES = ("deblur", "inpaint", "generator", "detail")  # the order the model stages run in
+
+
 def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
-    """The model stages one face goes through, in order, from what its assessment found and
-    which stages `have` models (names as in FaceRestorer). The pipeline and the 128 px harness
-    both call this.
+    """The model stages one face goes through, in the order of STAGES, from what its
+    assessment found and which stages `have` models. The pipeline and the 128 px harness both
+    call this, then `run_models`.
 
     - a face with painted holes: the inpainting generator (else the generator);
-    - a well-lit face whose detail is damaged (blurred, noisy or small): the detail model alone.
-      Measured on 48 test faces: on the raw face it gains 1.0-1.2 dB on motion blur, x4 and the
-      GFPGAN mix over the generator; after the generator it gains nothing, and relit by the
-      generator's gain it loses that again (the gain carries the generator's own low-frequency
-      errors);
-    - every other face: the generator (the light measures miss milder uneven lighting that it
-      does correct; where the detail is intact only its lighting is kept, see step 5), after
-      DeblurGAN-v2 when blurred."""
+    - a face whose detail is damaged (blurred, noisy or small) and whose light looks right (not
+      dark, bright or uneven): the detail model alone, on the face as it came (it was trained
+      on raw damaged faces). On 48 test faces it gains 1.0-1.2 dB over the generator on motion
+      blur, x4 and the GFPGAN mix; after the generator it gains nothing; and the generator,
+      trained beside lighting, "relights" some naturally lit blurred faces badly (34 -> 16 dB);
+    - every other face: the generator, after DeblurGAN-v2 when blurred (the light measures
+      miss milder uneven lighting that the generator does correct; where the detail is intact
+      only its lighting is kept: FaceRestorer's step 5)."""
+    if hole:
+        return ["inpaint"] if "inpaint" in have else ["generator"] if "generator" in have else []
     lit_wrong = assessment.dark or assessment.bright or assessment.uneven
-    if not hole and "detail" in have and assessment.needs_detail and not lit_wrong:
+    if assessment.needs_detail and not lit_wrong and "detail" in have:
         return ["detail"]
     stages = ["deblur"] if assessment.blurred and "deblur" in have else []
-    if hole and "inpaint" in have:
-        stages.append("inpaint")
-    elif "generator" in have:
-        stages.append("generator")
-    return stages
+    return stages + ["generator"] if "generator" in have else stages
+
+
+def run_models(models: dict, faces: torch.Tensor, masks: torch.Tensor | None, plans: list[list[str]], lap=None) -> torch.Tensor:
+    """Each face's planned stages (`plan`) on (N,3,128,128) aligned faces in [0,1], stage by
+    stage in the order of STAGES, each a batch of the faces planned for it (`run_stage`).
+    models: stage name -> model; masks: (N,1,128,128) binary holes, or None. `lap(stage)` is
+    called after each stage."""
+    out = faces.clone()
+    for stage in STAGES:
+        rows = [i for i, p in enumerate(plans) if stage in p]
+        if rows:
+            out[rows] = run_stage(models[stage], out[rows], None if masks is None else masks[rows])
+        if lap is not None:
+            lap(stage)
+    return out
 
 
 def run_stage(model, faces: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
