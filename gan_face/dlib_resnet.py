@@ -33,7 +33,10 @@ DAT_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 MEAN = (122.782, 117.001, 104.298)  # dlib's input_rgb_image_sized<150> averages (also in the file)
 CHIP = 150
 # (channels, downsample) of the residual units, input to output
-UNITS = [(32, False)] * 3 + [(64, True)] + [(64, False)] * 3 + [(128, True)] + [(128, False)] * 2 + [(256, True)] + [(256, False)] * 2 + [(256, True)]
+UNITS = (
+    [(32, False)] * 3 + [(64, True)] + [(64, False)] * 3 + [(128, True)] + [(128, False)] * 2
+    + [(256, True)] + [(256, False)] * 2 + [(256, True)]
+)
 
 
 def dat_path() -> Path:

@@ -234,6 +234,15 @@ def test_perceptual_loss_is_finite_and_reaches_g(tmp_path):
     assert stats["g_loss"] > stats["l1"] + 0.1 * stats["perceptual"] * 0.99  # it is part of G's loss
 
 
+def test_identity_loss_is_finite_and_reaches_g(tmp_path):
+    trainer = Trainer(tiny(tmp_path, identity_weight=0.5))
+    before = [p.detach().clone() for p in trainer.g.parameters()]
+    stats = trainer.train_step(*trainer.sample_batch())
+    assert 0 < stats["identity"] < 2 and math.isfinite(stats["g_loss"])  # dlib distances: 0.6 separates people
+    assert stats["g_loss"] > stats["l1"] + 0.5 * stats["identity"] * 0.99  # it is part of G's loss
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.g.parameters()))
+
+
 def test_per_degradation_validation_is_logged(tmp_path):
     fit(tiny(tmp_path, steps=2))
     row = read_log(tmp_path / "run")[-1]

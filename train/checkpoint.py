@@ -70,7 +70,7 @@ def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
 
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
-LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "bf16": False}
+LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "identity_weight": 0.0, "bf16": False}
 
 
 def config_of(state: dict) -> dict:
@@ -93,6 +93,8 @@ def _losses(cfg: dict) -> str:
     terms = f"L1 {cfg['l1_weight']} + masked L1 {cfg['mask_l1_weight']}"
     if cfg["perceptual_weight"]:
         terms += f" + VGG16 perceptual {cfg['perceptual_weight']}"
+    if cfg.get("identity_weight"):
+        terms += f" + dlib identity {cfg['identity_weight']}"
     if not cfg["gan"]:
         return terms + " (PSNR phase: no discriminator)"
     return terms + f" + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}"

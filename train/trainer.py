@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from gan_face import degradations
 from gan_face.dataset import AlignedFaces
+from gan_face.dlib_resnet import IdentityDistance
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.metrics import psnr
 from train import checkpoint, losses
@@ -39,6 +40,7 @@ VAL_KINDS = {f"val_{kind.replace(' ', '_')}": kind for kind in degradations.TRAI
 CSV_FIELDS = (
     ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
     + ("val_psnr", "val_psnr_input", *VAL_KINDS)
+    + ("identity",)  # last: a resumed older log keeps its columns in place
 )
 
 
@@ -92,6 +94,7 @@ class Trainer:
 
         self.g, self.d = build_generator(cfg), build_discriminator(cfg)
         self.perceptual = losses.PerceptualLoss().to(self.accelerator.device) if cfg.perceptual_weight > 0 else None
+        self.identity = IdentityDistance().to(self.accelerator.device) if cfg.identity_weight > 0 else None
         self.init = self.init_weights(Path(cfg.init_from)) if cfg.init_from and not cfg.resume else None
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=betas)
@@ -205,7 +208,7 @@ class Trainer:
         d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
         lq, hq = unit_to_signed(lq), unit_to_signed(hq)
         micro = lambda t, k: None if t is None else t[k * cfg.micro : (k + 1) * cfg.micro]  # noqa: E731
-        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake"), 0.0)
+        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "identity", "gp", "d_real", "d_fake"), 0.0)
         gp_step = cfg.gp != "none" and self.step % cfg.gp_every == 0
 
         # 2. generator forward, kept for the G phase
@@ -255,10 +258,12 @@ class Trainer:
                 adv = losses.g_adversarial(fake_logits.float())
                 fm = losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats])
             perceptual = self.perceptual(fake, real) if self.perceptual is not None else fake.new_zeros(())
+            identity = self.identity(signed_to_unit(fake).clamp(0, 1), signed_to_unit(real)).mean() if self.identity is not None else fake.new_zeros(())
             loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm + cfg.perceptual_weight * perceptual
+            loss = loss + cfg.identity_weight * identity
             self.check_finite(loss, "generator")
             self.accelerator.backward(loss / K)
-            for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm), ("perceptual", perceptual)):
+            for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm), ("perceptual", perceptual), ("identity", identity)):
                 stats[name] += value.item() / K
         self.sync_gradients(self.g)
         self.opt_g.step()
