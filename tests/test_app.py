@@ -30,7 +30,10 @@ def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     try:
-        proc = start_server(port, log, GAN_FACE_CACHE_SECONDS=str(CACHE_SECONDS), GRADIO_TEMP_DIR=str(GRADIO_TEMP))
+        proc = start_server(
+            port, log, GAN_FACE_CACHE_SECONDS=str(CACHE_SECONDS), GRADIO_TEMP_DIR=str(GRADIO_TEMP),
+            GRADIO_EXAMPLES_CACHE=str(tmp_path_factory.mktemp("examples")),  # each test run caches its examples afresh
+        )
     except RuntimeError as e:
         pytest.fail(str(e))
     yield f"http://127.0.0.1:{port}/", proc, log
