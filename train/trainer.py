@@ -6,12 +6,11 @@ One step, with batch = micro x K:
   3. D phase: D(hq) vs D(G(lq).detach()), loss / K per micro-batch, + lazy gradient penalty; step D
   4. G phase, D frozen: L1 + masked L1 + adversarial + feature matching, loss / K; step G
   5. EMA of G, learning-rate schedules, D noise annealing
-  6. log (CSV + progress bar), samples + loss curve, atomic checkpoint
+  6. log (CSV + progress bar), samples + loss curve (train/runlog.py), atomic checkpoint
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import time
@@ -33,15 +32,9 @@ from train import checkpoint, losses
 from train.config import TrainConfig
 from train.export import export_generator
 from train.models import build_discriminator, build_generator, ema_model
+from train.runlog import VAL_KINDS, RunLog
 
 log = logging.getLogger(__name__)
-# per-degradation validation: one column per kind the generator trains on, and clean faces
-VAL_KINDS = {f"val_{kind.replace(' ', '_')}": kind for kind in degradations.TRAINING_KINDS} | {"val_clean": None}
-CSV_FIELDS = (
-    ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
-    + ("val_psnr", "val_psnr_input", *VAL_KINDS)
-    + ("identity",)  # last: a resumed older log keeps its columns in place
-)
 
 
 def training_inputs(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
@@ -73,6 +66,7 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self.runlog = RunLog(self.out)  # log.csv, loss_curve.png, samples_*.png
         self.out.mkdir(parents=True, exist_ok=True)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -161,7 +155,7 @@ class Trainer:
         self.degrade_rng.set_state(state["rng"]["degrade"])
         self.step, self.wall, self.init = state["step"], state.get("wall", 0.0), state.get("init")
         if self.main:
-            self.truncate_log()
+            self.runlog.truncate(self.step)
         log.info("resumed from %s at step %d", path, self.step)
 
     def init_weights(self, path: Path) -> dict:
@@ -320,69 +314,6 @@ class Trainer:
             scores[column] = psnr(run(k_lq, k_mask, k_hq)[0], k_hq).mean().item()
         return scores, torch.cat([shown_lq, restored, hq])
 
-    def write_samples(self, grid: torch.Tensor) -> None:
-        from torchvision.utils import save_image
-
-        save_image(grid, self.out / f"samples_{self.step:07d}.png", nrow=len(grid) // 3, padding=2)
-
-    def write_loss_curve(self) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        rows = self.read_log()
-        if not rows:
-            return
-        steps = [int(r["step"]) for r in rows]
-        fig, axes = plt.subplots(1, 4, figsize=(20, 4))
-        for name in ("d_loss", "adv", "fm"):
-            axes[0].plot(steps, [float(r[name]) for r in rows], label=name)
-        for name in ("l1", "masked_l1"):
-            axes[1].plot(steps, [float(r[name]) for r in rows], label=name)
-        val = [(int(r["step"]), float(r["val_psnr"]), float(r["val_psnr_input"])) for r in rows if r["val_psnr"]]
-        if val:
-            axes[2].plot([v[0] for v in val], [v[1] for v in val], label="restored (EMA G)")
-            axes[2].plot([v[0] for v in val], [v[2] for v in val], label="degraded input")
-        for column in VAL_KINDS:
-            kind = [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]
-            if kind:
-                axes[3].plot([v[0] for v in kind], [v[1] for v in kind], label=column.removeprefix("val_"))
-        for ax, title in zip(axes, ("adversarial", "reconstruction", "validation PSNR (dB)", "validation PSNR per kind (dB)")):
-            ax.set_title(title)
-            ax.set_xlabel("step")
-            ax.legend()
-        fig.tight_layout()
-        fig.savefig(self.out / "loss_curve.png", dpi=80)
-        plt.close(fig)
-
-    # ------------------------------------------------------------------ log
-    @property
-    def log_path(self) -> Path:
-        return self.out / "log.csv"
-
-    def read_log(self) -> list[dict]:
-        if not self.log_path.is_file():
-            return []
-        with open(self.log_path, newline="") as f:
-            return list(csv.DictReader(f))
-
-    def truncate_log(self) -> None:
-        """Drop log rows written after the checkpoint we resume from."""
-        rows = [r for r in self.read_log() if int(r["step"]) <= self.step]
-        with open(self.log_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    def append_log(self, row: dict) -> None:
-        new = not self.log_path.is_file()
-        with open(self.log_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
         cfg = self.cfg
@@ -400,11 +331,11 @@ class Trainer:
             if self.main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
                 scores, grid = self.validate()
                 stats.update(scores)
-                self.write_samples(grid)
+                self.runlog.write_samples(grid, self.step)
             if self.main and (self.step % cfg.log_every == 0 or stats["val_psnr"] != "" or self.step == cfg.steps):
-                self.append_log({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in stats.items()})
+                self.runlog.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in stats.items()})
             if self.main and (self.step % cfg.sample_every == 0 or self.step == cfg.steps):
-                self.write_loss_curve()
+                self.runlog.write_loss_curve()
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                 self.save()
         bar.close()
