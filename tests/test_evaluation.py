@@ -80,11 +80,14 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
 
 
 # what each shipped folder is for: the generator restores (no holes), the inpainting
-# generator fills holes, the deblurring stage undoes motion blur
-KINDS = {"gan-face-generator": [1, 0, 1, 1, 1], "gan-face-inpaint": [0, 1, 0, 0, 0]}  # degradations.TRAINING_KINDS
+# generator fills holes, the detail model blur, low resolution and the GFPGAN mix, the
+# deblurring stage undoes motion blur
+KINDS = {"gan-face-generator": [1, 0, 1, 1, 1], "gan-face-inpaint": [0, 1, 0, 0, 0], "gan-face-detail": [0, 0, 1, 1, 1]}  # degradations.TRAINING_KINDS
 
 
-@pytest.mark.parametrize("name,cls", [("gan-face-generator", UNetGenerator), ("gan-face-inpaint", UNetGenerator), ("gan-face-deblur", DeblurGenerator)])
+@pytest.mark.parametrize(
+    "name,cls", [("gan-face-generator", UNetGenerator), ("gan-face-inpaint", UNetGenerator), ("gan-face-detail", UNetGenerator), ("gan-face-deblur", DeblurGenerator)]
+)
 def test_shipped_models_restore_a_degraded_test_face(test_faces, name, cls):
     from gan_face.metrics import psnr
 
