@@ -211,13 +211,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, by_label in sheets.items():
-        contact_sheet(out / sheet_name(name), [(label, batch_to_unit(np.stack(faces))) for label, faces in by_label.items()])
+        contact_sheet(out / sheet_name(name, ".jpg"), [(label, batch_to_unit(np.stack(faces))) for label, faces in by_label.items()])
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["size", "damage", "method", "kind", "n", "psnr", "ssim", "lpips", "identity"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(summary)
     lines = target_lines(summary)
-    images = "\n".join(f"![{name}]({sheet_name(name)})" for name in sheets)
+    images = "\n".join(f"![{name}]({sheet_name(name, '.jpg')})" for name in sheets)
     (out / "results.md").write_text(
         f"# Real-resolution evaluation\n\n`{args.command}`: {len({r['photo'] for r in rows})} portraits from "
         f"`../shared/data/photos/portraits/` (credits in its README), the whole photo damaged and restored at `upscale=1`, "

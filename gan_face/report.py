@@ -22,9 +22,10 @@ DEGRADATIONS = ("motion blur", "occlusion", *degradations.LIGHTING_CONDITIONS, "
 INPUT, OURS, OURS_DEBLUR = "degraded input", "ours: models", "ours: models + deblur"
 
 
-def sheet_name(degradation: str) -> str:
-    """File name of a degradation's contact sheet: no spaces or brackets, which break Markdown links."""
-    return "contact_" + re.sub(r"[^a-z0-9]+", "_", degradation.lower()).strip("_") + ".png"
+def sheet_name(degradation: str, suffix: str = ".png") -> str:
+    """File name of a degradation's contact sheet: no spaces or brackets, which break Markdown
+    links. `suffix` ".jpg" for sheets of photos (a tenth of the PNG's size)."""
+    return "contact_" + re.sub(r"[^a-z0-9]+", "_", degradation.lower()).strip("_") + suffix
 
 
 def contact_sheet(path: Path, rows: list[tuple[str, torch.Tensor]], n: int = 16) -> None:
@@ -40,7 +41,7 @@ def contact_sheet(path: Path, rows: list[tuple[str, torch.Tensor]], n: int = 16)
         draw.text((6, r * size + size // 2 - 6), name, fill="black")
         for c, face in enumerate(faces):
             sheet.paste(Image.fromarray(face), (label_w + c * size, r * size))
-    sheet.save(path)
+    sheet.save(path, quality=90) if Path(path).suffix == ".jpg" else sheet.save(path)
 
 
 def bar_charts(out: Path, results: list[dict]) -> None:
