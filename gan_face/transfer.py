@@ -114,24 +114,24 @@ def paste(background: np.ndarray, corrections: list[Correction], scale: float, p
         bottom = min(h, top + band)
         rows = background[top:bottom].astype(np.float32)
         parts = [_rows(box, top, bottom) for box in boxes]
+        # each crop's feather in its part of these rows: weights its own gain, residual and fill
+        feathers = [None if part is None else _warp(feather, part[4], (part[2] - part[0], part[3] - part[1]), cv2.BORDER_CONSTANT) for part in parts]
         if spread is not None:
             # the low-res field enlarged as cv2.resize(INTER_LINEAR) would, these rows only
             sy, sx = spread.shape[0] / h, spread.shape[1] / w
             to_low = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, (top + 0.5) * sy - 0.5]])
             field = cv2.warpAffine(spread, to_low, (w, bottom - top), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-            for c, part in zip(corrections, parts):  # inside each crop its own gain, blended in by the feather
+            for c, part, f in zip(corrections, parts, feathers):  # inside each crop its own gain, blended in by the feather
                 if part is not None:
                     x0, y0, x1, y1, to_part = part
-                    f = _warp(feather, to_part, (x1 - x0, y1 - y0), cv2.BORDER_CONSTANT)
                     region = field[y0 - top : y1 - top, x0:x1]
                     region[:] = f * _warp(c.log_gain, to_part, (x1 - x0, y1 - y0)) + (1 - f) * region
             rows *= np.exp(field)
-        for c, part in zip(corrections, parts):
+        for c, part, f in zip(corrections, parts, feathers):
             if part is not None:
                 x0, y0, x1, y1, to_part = part
                 size = (x1 - x0, y1 - y0)
                 region = rows[y0 - top : y1 - top, x0:x1]
-                f = _warp(feather, to_part, size, cv2.BORDER_CONSTANT)
                 region += f * _warp(c.residual, to_part, size)
                 if c.fill is not None and painted is not None:  # at the photo's resolution: an exact edge
                     m = f * painted[y0:y1, x0:x1, None]
