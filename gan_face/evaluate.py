@@ -3,7 +3,8 @@
 On the test faces (`../shared/data/faces/test/`, 300 people never used in training), aligned
 like the training data, each degradation is applied with a fixed seed and every method is
 scored against the clean face:
-- PSNR and SSIM (whole face), PSNR inside the occlusion mask where there is one;
+- PSNR, SSIM and LPIPS (AlexNet) on the whole face, PSNR and LPIPS inside the occlusion mask
+  where there is one;
 - identity distance to the clean face with dlib's face-recognition ResNet;
 - methods: the degraded input, classical restoration (Richardson-Lucy with the true kernel,
   cv2.inpaint, CLAHE, gamma, Lanczos, NL-means), gan-face's generator, and the DeblurGAN-v2
@@ -33,7 +34,7 @@ from gan_face.deblur import DeblurGenerator
 from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
-from gan_face.metrics import masked_psnr, psnr, ssim
+from gan_face.metrics import lpips, masked_psnr, psnr, ssim
 from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_models
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
@@ -105,7 +106,9 @@ def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc)
     row = {
         "psnr": psnr(output, clean).mean().item(),
         "ssim": ssim(output, clean).mean().item(),
+        "lpips": lpips(output, clean).mean().item(),
         "psnr_mask": masked_psnr(output, clean, mask).mean().item() if mask is not None else math.nan,
+        "lpips_mask": lpips(output, clean, mask=mask).mean().item() if mask is not None else math.nan,
         "identity": math.nan,
     }
     if identity is not None:  # on the first len(clean_desc) faces (dlib is slow: ~0.1 s per face)

@@ -37,7 +37,9 @@ def lpips_model(net: str = "alex"):
 
 
 @torch.inference_mode()
-def lpips(a: torch.Tensor, b: torch.Tensor, net: str = "alex", batch: int = 32) -> torch.Tensor:
-    """Per image, LPIPS v0.1 (0 = identical; about 0.4 between two people's faces)."""
+def lpips(a: torch.Tensor, b: torch.Tensor, net: str = "alex", batch: int = 32, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image, LPIPS v0.1 (0 = identical; about 0.4 between two people's faces); with
+    `mask` (N,1,H,W), inside the mask only."""
     model = lpips_model(net)
-    return torch.cat([model(a[i : i + batch], b[i : i + batch]) for i in range(0, len(a), batch)])
+    part = lambda t, i: None if t is None else t[i : i + batch]  # noqa: E731
+    return torch.cat([model(a[i : i + batch], b[i : i + batch], part(mask, i)) for i in range(0, len(a), batch)])

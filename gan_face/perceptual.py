@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -137,13 +138,19 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1), persistent=False)
         self.eval().requires_grad_(False)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask: (B,1,H,W) weights: the distance inside it only (each layer's map enlarged to
+        the image, as lpips' `spatial=True` does, then averaged over the mask)."""
         fa = self.features((a * 2 - 1 - self.shift) / self.scale)
         fb = self.features((b * 2 - 1 - self.shift) / self.scale)
         total = 0
         for x, y, head in zip(fa, fb, self.heads):
-            d = (unit_normalise(x) - unit_normalise(y)) ** 2
-            total = total + head(d).mean((2, 3))
+            d = head((unit_normalise(x) - unit_normalise(y)) ** 2)
+            if mask is None:
+                total = total + d.mean((2, 3))
+            else:
+                d = F.interpolate(d, size=a.shape[-2:], mode="bilinear", align_corners=False)
+                total = total + (d * mask).sum((2, 3)) / mask.sum((2, 3)).clamp(min=1e-6)
         return total.flatten()
 
 

@@ -62,20 +62,29 @@ def test_harness_runs_end_to_end_on_8_images(tmp_path):
     assert len(degradations_seen) == 11
     assert {"degraded input", "best classical", "ours: models"} <= {r["kind"] for r in rows}
     for r in rows:
-        assert 5 < float(r["psnr"]) and 0 < float(r["ssim"]) <= 1
+        assert 5 < float(r["psnr"]) and 0 < float(r["ssim"]) <= 1 and 0 <= float(r["lpips"]) < 1
+        if r["degradation"] == "occlusion":
+            assert 0 < float(r["lpips_mask"]) < 1.5
         assert float(r["psnr"]) < 60 or r["degradation"] == "none (clean input)"
         if r["degradation"] in ("mixed", "occlusion"):  # scored for identity by default
             assert 0 <= float(r["identity"]) < 1.5
-    for name in ("results.md", "bars_psnr.png", "bars_ssim.png", "bars_identity.png", "contact_occlusion.png", "contact_low_light.png", "contact_none_clean_input.png"):
+    for name in ("results.md", "bars_psnr.png", "bars_ssim.png", "bars_identity.png", "bars_lpips.png", "contact_occlusion.png", "contact_low_light.png", "contact_none_clean_input.png"):
         assert (out / name).is_file(), name
     text = report.read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
-    assert len(links) == 3 + 11 and all((report.parent / link).is_file() for link in links)  # bar charts + a sheet per degradation
+    assert len(links) == 4 + 11 and all((report.parent / link).is_file() for link in links)  # bar charts + a sheet per degradation
     assert "| occlusion | cv2.inpaint (best classical) |" in text and "## Targets" in text
     # an untrained generator is the identity: it must score like the degraded input
     by = {(r["degradation"], r["kind"]): float(r["psnr"]) for r in rows}
     assert abs(by[("mixed", "ours: models")] - by[("mixed", "degraded input")]) < 0.05
     assert by[("none (clean input)", "ours: models")] > 50  # ...and leaves a clean face as it is
+    lp = {(r["degradation"], r["kind"]): float(r["lpips"]) for r in rows}
+    assert lp[("mixed", "ours: models")] == pytest.approx(lp[("mixed", "degraded input")], abs=0.01)
+    assert lp[("none (clean input)", "ours: models")] < 0.01
+    # every target line of the issue is there, each with its verdict
+    targets = text.split("## Targets")[1].split("## Table")[0]
+    assert "(target +1.5)" in targets and "(target <= 0.45)" in targets and "LPIPS in the mask" in targets
+    assert targets.count("- ") == 11 and targets.count("met") >= 10
     assert ("none (clean input)", "degraded input") not in by
 
 

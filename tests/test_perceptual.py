@@ -40,6 +40,20 @@ def test_lpips_separates_a_jpeg_from_another_person(net):
     assert compressed < 0.1 < other and other > 5 * compressed
 
 
+def test_lpips_in_a_mask_sees_only_the_damage_inside_it():
+    a = load_rgb(face_files(1)[0], 128)
+    damaged = a.copy()
+    damaged[:64, :64] = jpeg(a, 10)[:64, :64]  # the top-left quarter only
+    x, y = to_unit(a), to_unit(damaged)
+    top_left, bottom_right = torch.zeros(1, 1, 128, 128), torch.zeros(1, 1, 128, 128)
+    top_left[..., :64, :64] = 1
+    bottom_right[..., 64:, 64:] = 1
+    model = perceptual.LPIPS("alex")
+    inside, outside, whole = model(x, y, top_left).item(), model(x, y, bottom_right).item(), model(x, y).item()
+    assert inside > whole > outside and inside > 5 * outside
+    assert model(x, y, torch.ones(1, 1, 128, 128)).item() == pytest.approx(whole, rel=0.05)
+
+
 def test_alexnet_first_layer_is_trained():
     # ImageNet conv1 filters are oriented edges and colour blobs: strongly structured, far
     # from the white noise of a random init (a neighbouring-pixel correlation near 0)
