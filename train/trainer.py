@@ -239,25 +239,12 @@ class Trainer:
         self.d.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
         for k in range(K):
-            real, fake = micro(hq, k), fakes[k]
-            l1 = F.l1_loss(fake, real)
-            m = micro(mask, k)
-            masked = losses.masked_l1(fake, real, m) if m is not None and cfg.g_out_scale == 1 else fake.new_zeros(())
-            adv = fm = fake.new_zeros(())
-            if cfg.gan:
-                with self.autocast():
-                    fake_logits, fake_feats = self.d(fake, return_features=True)
-                    with torch.no_grad():
-                        _, real_feats = self.d(real, return_features=True)
-                adv = losses.g_adversarial(fake_logits.float())
-                fm = losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats])
-            perceptual = self.perceptual(fake, real) if self.perceptual is not None else fake.new_zeros(())
-            identity = self.identity(signed_to_unit(fake).clamp(0, 1), signed_to_unit(real)).mean() if self.identity is not None else fake.new_zeros(())
-            loss = cfg.l1_weight * l1 + cfg.mask_l1_weight * masked + cfg.adv_weight * adv + cfg.fm_weight * fm + cfg.perceptual_weight * perceptual
-            loss = loss + cfg.identity_weight * identity
+            terms = self.generator_terms(fakes[k], micro(hq, k), micro(mask, k))
+            loss = sum(weight * value for weight, value in terms.values())
             self.check_finite(loss, "generator")
             self.accelerator.backward(loss / K)
-            for name, value in (("g_loss", loss), ("l1", l1), ("masked_l1", masked), ("adv", adv), ("fm", fm), ("perceptual", perceptual), ("identity", identity)):
+            stats["g_loss"] += loss.item() / K
+            for name, (_, value) in terms.items():
                 stats[name] += value.item() / K
         self.sync_gradients(self.g)
         self.opt_g.step()
@@ -271,6 +258,26 @@ class Trainer:
         stats["lr"] = self.sched_g.get_last_lr()[0]
         stats["d_noise"] = d.noise_std
         return stats
+
+    def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
+        """G's loss terms on one micro-batch (in [-1,1]): name -> (weight, value); the loss is
+        their weighted sum. Terms whose weight is 0 are left out."""
+        cfg = self.cfg
+        terms = {"l1": (cfg.l1_weight, F.l1_loss(fake, real))}
+        if mask is not None and cfg.g_out_scale == 1 and cfg.mask_l1_weight:
+            terms["masked_l1"] = (cfg.mask_l1_weight, losses.masked_l1(fake, real, mask))
+        if cfg.gan:
+            with self.autocast():
+                fake_logits, fake_feats = self.d(fake, return_features=True)
+                with torch.no_grad():
+                    _, real_feats = self.d(real, return_features=True)
+            terms["adv"] = (cfg.adv_weight, losses.g_adversarial(fake_logits.float()))
+            terms["fm"] = (cfg.fm_weight, losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats]))
+        if self.perceptual is not None:
+            terms["perceptual"] = (cfg.perceptual_weight, self.perceptual(fake, real))
+        if self.identity is not None:
+            terms["identity"] = (cfg.identity_weight, self.identity(signed_to_unit(fake).clamp(0, 1), signed_to_unit(real)).mean())
+        return terms
 
     def autocast(self):
         return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
