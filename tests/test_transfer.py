@@ -101,3 +101,12 @@ def test_split_of_a_darkened_face_is_a_gain():
     log_gain, residual = transfer.split(x * 0.25, x)
     assert torch.allclose(log_gain, torch.full_like(log_gain, np.log(0.25)), atol=0.01)
     assert residual.abs().max() < 0.005
+
+
+def test_rim_grows_a_hole_by_its_width_and_nothing_else():
+    holes = torch.zeros(2, 1, 128, 128)
+    holes[0, :, 40:60, 50:70] = 1
+    rim = transfer.rim(holes, width=3)
+    assert torch.equal(rim[1], torch.zeros(1, 128, 128))  # no hole, no rim
+    assert (rim[0, 0, 37:63, 47:73] == 1).all()  # the hole and 3 px around it
+    assert rim[0, 0, 35, 60] < 0.5 and rim[0, 0, 30, 60] == 0 and rim[0, 0, 50, 80] == 0  # then a soft edge, then nothing
