@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clean = batch_to_unit(AlignedFaces(TEST_FACES, 128, limit=args.limit).images)
     model = UNetGenerator.from_pretrained(args.detail, strict=True).eval()
-    print(f"| blur length (px at 128) | input (dB) | Richardson-Lucy, true kernel | detail model | model gain |\n|---|---|---|---|---|")
+    print("| blur length (px at 128) | input (dB) | Richardson-Lucy, true kernel | detail model | model gain |\n|---|---|---|---|---|")
     for lo, hi in BANDS:
         blurred, kernels = degradations.motion_blur(clean, torch.Generator().manual_seed(7), (lo, hi), return_kernels=True)
         deconvolved = np.stack([baselines.richardson_lucy(x, k.numpy()) for x, k in zip(batch_from_unit(blurred), kernels)])
