@@ -253,7 +253,8 @@ class Trainer:
         # 5. EMA, schedules
         self.ema.step(self.g.parameters())
         self.sched_g.step()
-        self.sched_d.step()
+        if cfg.gan:  # the PSNR phase never steps D's optimiser, so its schedule stays put too
+            self.sched_d.step()
         self.step += 1
         stats["lr"] = self.sched_g.get_last_lr()[0]
         stats["d_noise"] = d.noise_std
