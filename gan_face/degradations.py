@@ -83,10 +83,13 @@ def shake_kernels(generator: torch.Generator, n: int, size: int, steps: int = 64
     return kernels / kernels.sum((1, 2), keepdim=True)
 
 
+MOTION_LENGTH = (3, 31)  # px at 128 px: training and the 128 px harness draw blur lengths from this range
+
+
 def motion_blur(
     img: torch.Tensor,
     generator: torch.Generator,
-    length: tuple[float, float] = (3, 31),
+    length: tuple[float, float] = MOTION_LENGTH,
     shake_prob: float = 0.3,
     angle: tuple[float, float] = (0, 180),
     return_kernels: bool = False,
