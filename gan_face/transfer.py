@@ -61,7 +61,7 @@ def rim(holes: torch.Tensor, width: int = 3) -> torch.Tensor:
     magenta occluder, 238 against 198 in the red channel of the skin there); their residual
     is not pasted there."""
     grown = torch.nn.functional.max_pool2d((holes > 0.5).float(), 2 * width + 1, stride=1, padding=width)
-    return torch.maximum(grown, lowpass(grown, 1.0)) if grown.any() else grown
+    return torch.maximum(grown, lowpass(grown, 1.0))
 
 
 @dataclass

@@ -262,10 +262,11 @@ class Trainer:
 
     def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
         """G's loss terms on one micro-batch (in [-1,1]): name -> (weight, value); the loss is
-        their weighted sum. Terms whose weight is 0 are left out."""
+        their weighted sum. Terms that do not apply are left out: the hole term without a mask,
+        D's terms in the PSNR phase, the perceptual and identity terms when their weight is 0."""
         cfg = self.cfg
         terms = {"l1": (cfg.l1_weight, F.l1_loss(fake, real))}
-        if mask is not None and cfg.g_out_scale == 1 and cfg.mask_l1_weight:
+        if mask is not None and cfg.g_out_scale == 1:
             terms["masked_l1"] = (cfg.mask_l1_weight, losses.masked_l1(fake, real, mask))
         if cfg.gan:
             with self.autocast():
