@@ -31,6 +31,14 @@ SMALL_BELOW = 96  # faces narrower than this in the photo (px at the crop's scal
 # real portraits with the GFPGAN mix (crops 800-1250 px) their residual cost identity (dlib
 # distance 0.366 -> 0.411) for LPIPS 0.631 -> 0.622; such faces keep their own detail
 DETAIL_MAX_PX = 256
+# a face larger than that is measured where its damage shows: blur on its 256 px crop (the high-
+# resolution model's), noise at the photo's own resolution (a 128 px crop of an 800 px face averages
+# both away). Blur threshold at 256 px, from 200 `celeba-tight-256` training faces aligned at 256
+# (detail p10 / p50 / p90): clean 0.30 / 0.38 / 0.47, motion blur of 3-31 px 0.23 / 0.27 / 0.32,
+# x4 down 0.22 / 0.23 / 0.24; set near the clean median, as running the model on a sharp face costs
+# time (it was trained to leave sharp faces alone) and missing a blurred one costs the face
+LARGE_BLURRED_BELOW = 0.37
+LARGE_DETAIL_PX = 256  # the crop size that threshold holds at
 
 
 @dataclass
@@ -40,10 +48,11 @@ class Assessment:
     brightness: float  # mean luminance of the face in [0,1]
     unevenness: float  # largest |log ratio| between the face's halves (left/right, top/bottom)
     face_px: float  # the aligned crop's width in photo pixels (128 px at the model's scale)
+    blurred_below: float = BLURRED_BELOW  # the threshold for the crop size `detail` was measured at
 
     @property
     def blurred(self) -> bool:
-        return self.detail < BLURRED_BELOW and not self.noisy  # noise hides the detail measure
+        return self.detail < self.blurred_below and not self.noisy  # noise hides the detail measure
 
     @property
     def noisy(self) -> bool:
@@ -72,25 +81,53 @@ class Assessment:
         return (self.blurred or self.noisy or self.small) and self.face_px <= DETAIL_MAX_PX
 
     @property
+    def needs_hires(self) -> bool:
+        """A face too large for the 128 px models whose detail is damaged (blurred or noisy):
+        the high-resolution model's work."""
+        return (self.blurred or self.noisy) and self.face_px > DETAIL_MAX_PX
+
+    @property
     def findings(self) -> list[str]:
         names = ("blurred", "noisy", "small", "dark", "bright", "uneven")
         return [n if n != "small" else f"small ({self.face_px:.0f} px)" for n in names if getattr(self, n)]
 
 
-def assess(crop: np.ndarray, face_px: float) -> Assessment:
-    """crop: (128,128,3) uint8 RGB aligned face; face_px: its width in photo pixels."""
-    if crop.shape[:2] != (128, 128):
-        crop = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    core = gray[CORE]
+def _region(gray: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
+    """`region` (given at 128 px) of a square crop of any size."""
+    k = gray.shape[0] / 128
+    return gray[tuple(slice(round(r.start * k), round(r.stop * k)) for r in region)]
+
+
+def _gray(crop: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def _detail(core: np.ndarray) -> float:
     fine_blur = cv2.GaussianBlur(core, (0, 0), 1.0)
     fine = np.abs(core - fine_blur).mean()
     mid = np.abs(fine_blur - cv2.GaussianBlur(core, (0, 0), 3.0)).mean()
+    return float(fine / (mid + 1e-3))
+
+
+def _noise(core: np.ndarray) -> float:
     # Immerkaer's noise estimate: a 3x3 kernel that cancels smooth image structure
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    noise = float(np.sqrt(np.pi / 2) / 6 * np.abs(cv2.filter2D(core, -1, kernel)).mean())
+    return float(np.sqrt(np.pi / 2) / 6 * np.abs(cv2.filter2D(core, -1, kernel)).mean())
+
+
+def assess(crop: np.ndarray, face_px: float, large: tuple[np.ndarray, np.ndarray] | None = None) -> Assessment:
+    """crop: (128,128,3) uint8 RGB aligned face; face_px: its width in photo pixels.
+    large: for a face larger than DETAIL_MAX_PX, (its LARGE_DETAIL_PX crop, its crop at the photo's
+    resolution): blur is measured on the first, noise on the second."""
+    if crop.shape[:2] != (128, 128):
+        crop = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
+    gray = _gray(crop)
+    core = gray[CORE]
+    detail, noise, below = _detail(core), _noise(core), BLURRED_BELOW
+    if large is not None:
+        detail, noise, below = _detail(_region(_gray(large[0]), CORE)), _noise(_region(_gray(large[1]), CORE)), LARGE_BLURRED_BELOW
     face = gray[FACE] / 255
     h, w = face.shape
     halves = ((face[:, : w // 2], face[:, w // 2 :]), (face[: h // 2], face[h // 2 :]))
     uneven = max(abs(float(np.log((a.mean() + 0.02) / (b.mean() + 0.02)))) for a, b in halves)
-    return Assessment(float(fine / (mid + 1e-3)), noise, float(face.mean()), uneven, float(face_px))
+    return Assessment(detail, noise, float(face.mean()), uneven, float(face_px), below)

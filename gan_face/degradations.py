@@ -430,14 +430,15 @@ def random_degradation(
     everything: bool = False,
     weights: list[float] | None = None,
     p_clean: float = 0.0,
+    motion_length: tuple[float, float] = MOTION_LENGTH,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training degradation: each image gets one of TRAINING_KINDS (uniformly, or in
     proportion to `weights`), and with probability `p_second` a second one (`everything`:
     all of them), applied in the order lighting -> occluder -> motion blur -> downscale ->
     GFPGAN mix. Mostly single degradations, so the model learns to undo each one, plus
     combinations. With probability `p_clean` an image is left as it is: without clean
-    inputs a model never learns that a naturally lit face needs no relighting.
-    Returns (degraded, mask)."""
+    inputs a model never learns that a naturally lit face needs no relighting. `motion_length`:
+    see `motion_blur`. Returns (degraded, mask)."""
     _check(img)
     if not 0 <= p_clean < 1:
         raise ValueError(f"p_clean must be in [0, 1), got {p_clean}")
@@ -469,7 +470,7 @@ def random_degradation(
     if len(i := rows("occlusion")):
         out[i], mask[i] = occlude(out[i], generator, texture=img.roll(1, 0)[i])
     if len(i := rows("motion blur")):
-        out[i] = motion_blur(out[i], generator)
+        out[i] = motion_blur(out[i], generator, tuple(motion_length))
     if len(i := rows("downscale")):
         out[i] = downscale(out[i], generator, (2, 8))
     if len(i := rows("mixed")):

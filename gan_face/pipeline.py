@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from gan_face import baselines, transfer
-from gan_face.assess import Assessment, assess
+from gan_face.assess import DETAIL_MAX_PX, LARGE_DETAIL_PX, Assessment, assess
 from gan_face.deblur import DeblurGenerator
 from gan_face.face import Face, FaceDetector, align, feather_mask, landing_box, matrix_scale, select_faces, template
 from gan_face.generator import UNetGenerator
@@ -35,6 +35,8 @@ DEFAULT_GENERATOR = REPO / "pretrained" / "gan-face-generator"
 DEFAULT_INPAINT = REPO / "pretrained" / "gan-face-inpaint"
 DEFAULT_DEBLUR = REPO / "pretrained" / "gan-face-deblur"
 DEFAULT_DETAIL = REPO / "pretrained" / "gan-face-detail"
+DEFAULT_HIRES = REPO / "pretrained" / "gan-face-hires"
+LARGE_NOISE_PX = 1024  # a large face's noise is measured on its crop at the photo's resolution, at most this
 
 
 @dataclass
@@ -96,6 +98,10 @@ class FaceRestorer:
             run instead of the generator on well-lit faces whose detail is damaged (None: the
             generator does them; see `plan`). Trained beside lighting, the generator learnt
             little of the detail tasks.
+        hires: a U-Net trained like `detail` on sharp 256 px faces, run at 256 px on faces larger
+            than that in the photo whose detail is damaged (None: they keep their own detail;
+            see `plan`). A 128 px model's correction, enlarged 3-7x onto such a face, cannot
+            reach the blur and noise at the face's own scale.
         deblur: the DeblurGAN-v2 stage (None: skipped).
         detector: a FaceDetector.
         background: Upscaler for the photo (Real-ESRGAN or Lanczos).
@@ -110,11 +116,13 @@ class FaceRestorer:
         notes: list[str] | None = None,
         inpaint: UNetGenerator | None = None,
         detail: UNetGenerator | None = None,
+        hires: UNetGenerator | None = None,
     ):
         self.generator = generator.eval() if generator is not None else None
         self.deblur = deblur.eval() if deblur is not None else None
         self.inpaint = inpaint.eval() if inpaint is not None else None
         self.detail = detail.eval() if detail is not None else None
+        self.hires = hires.eval() if hires is not None else None
         self.detector = detector or FaceDetector(download=False)
         self.background = background or Upscaler(None, scale=2)
         self.crop_size = transfer.SIZE  # the models' working resolution
@@ -130,6 +138,7 @@ class FaceRestorer:
         download: bool = False,
         inpaint: str | Path | None = DEFAULT_INPAINT,
         detail: str | Path | None = DEFAULT_DETAIL,
+        hires: str | Path | None = DEFAULT_HIRES,
     ) -> "FaceRestorer":
         """Load every stage: the models from local folders or Hub repo ids, the detector and
         Real-ESRGAN from the weights folder (or their checked downloads if `download`)."""
@@ -147,7 +156,8 @@ class FaceRestorer:
             notes.append("no Real-ESRGAN weights: the background is upscaled with Lanczos")
         inpainter = load_model(UNetGenerator, inpaint, "inpainting generator", DEFAULT_INPAINT)
         detailer = load_model(UNetGenerator, detail, "detail generator", DEFAULT_DETAIL)
-        return cls(g, d, detector, background, notes=notes, inpaint=inpainter, detail=detailer)
+        large = load_model(UNetGenerator, hires, "high-resolution detail generator", DEFAULT_HIRES)
+        return cls(g, d, detector, background, notes=notes, inpaint=inpainter, detail=detailer, hires=large)
 
     @property
     def untrained(self) -> bool:
@@ -237,12 +247,19 @@ class FaceRestorer:
         notes = [] if faces else ["no face found: the photo was only upscaled"]
 
         # 2. assess: which faces need which stages
-        assessments = [assess(c, self.crop_size / matrix_scale(m)) for c, m in zip(crops, matrices)]
-        needs_detail = [a.needs_detail or h is not None for a, h in zip(assessments, holes)]
         have = {name for name, model, on in (
             ("deblur", self.deblur, use_deblur), ("inpaint", self.inpaint, use_generator),
             ("generator", self.generator, use_generator), ("detail", self.detail, use_generator),
+            ("hires", self.hires, use_generator),
         ) if model is not None and on}
+        assessments = []
+        for face, crop, matrix in zip(faces, crops, matrices):
+            face_px = self.crop_size / matrix_scale(matrix)
+            large = None
+            if face_px > DETAIL_MAX_PX and "hires" in have:  # measured where its damage shows
+                large = (align(image, face.landmarks, LARGE_DETAIL_PX)[0], align(image, face.landmarks, min(round(face_px), LARGE_NOISE_PX))[0])
+            assessments.append(assess(crop, face_px, large))
+        needs_detail = [a.needs_detail or h is not None for a, h in zip(assessments, holes)]
         stages = [plan(a, h is not None, have) for a, h in zip(assessments, holes)]
         lap("assess")
 
@@ -259,6 +276,23 @@ class FaceRestorer:
         else:
             for stage in STAGES:
                 lap(stage)
+        # large faces: the high-resolution model on their 256 px crops, after NL-means on the
+        # noisy ones at the photo's own resolution (the noise lives there: see `plan`)
+        large = [i for i, s in enumerate(stages) if "hires" in s]
+        large_corrections = []
+        if large:
+            noisy = [matrices[i] for i in large if "denoise" in stages[i]]
+            if noisy:
+                image = denoise_faces(image, noisy)
+            lap("denoise")
+            hires_crops, hires_matrices = zip(*(align(image, faces[i].landmarks, transfer.HIRES_SIZE) for i in large))
+            hires_source = batch_to_unit(np.stack(hires_crops))
+            hires_out = run_stage(self.hires, hires_source, hires_source.new_zeros(len(large), 1, *hires_source.shape[-2:]))
+            log_gain, residual = (hwc(t) for t in transfer.split(hires_out, hires_source))
+            keep = 1 - fidelity
+            for k, matrix in enumerate(hires_matrices):
+                large_corrections.append(transfer.Correction(matrix, lighting * keep * log_gain[k], residual[k] * 255 * keep))
+            lap("hires")
 
         # 4. the photo at output size
         if upscale == 1:
@@ -277,8 +311,8 @@ class FaceRestorer:
             background, outside = fill_outside(background, painted > 0.5, matrices, scale)
             if outside:
                 notes.append(f"{outside} painted pixels outside the face crops were filled with OpenCV inpainting (Telea)")
-        worked = [i for i, s in enumerate(stages) if s]
-        out = background
+        worked = [i for i, s in enumerate(stages) if s and "hires" not in s]
+        corrections = large_corrections
         if worked:
             hole_weights = hole_batch(worked)
             log_gain, residual = transfer.split(restored[worked], source[worked], hole_weights)
@@ -289,16 +323,15 @@ class FaceRestorer:
             # on a face whose detail is intact the residual only costs detail and identity (on the
             # relit portraits: LPIPS 0.022 -> 0.017, dlib distance 0.10 -> 0.05 without it): relight only
             residual[[k for k, i in enumerate(worked) if not needs_detail[i]]] = 0
-            hwc = lambda t: np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())  # noqa: E731
             keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
             # a hole's fill is the generator's output with the lighting correction that is kept
             filled = hwc(restored[worked]) * 255 * np.exp((lighting * keep - 1) * log_gain)
-            corrections = [
+            corrections = corrections + [
                 transfer.Correction(matrices[i], lighting * keep * log_gain[k], residual[k], filled[k] if holes[i] is not None else None)
                 for k, i in enumerate(worked)
             ]
-            out = transfer.paste(background, corrections, scale, painted)
+        out = transfer.paste(background, corrections, scale, painted) if corrections else background
         lap("paste back")
         timings["total"] = sum(timings.values())
         results = []
@@ -308,6 +341,26 @@ class FaceRestorer:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
         return Restoration(image=out, faces=results, timings=timings, notes=self.notes + notes)
+
+
+def hwc(t: torch.Tensor) -> np.ndarray:
+    """(B,C,H,W) tensor -> (B,H,W,C) contiguous array."""
+    return np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())
+
+
+def denoise_faces(image: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
+    """NL-means (`baselines.denoise`) on the region of each aligned crop (`matrices`: photo ->
+    128 px crop) at the photo's resolution, blended in with the crop's feather."""
+    out = image.astype(np.float32)
+    for matrix in matrices:
+        box = landing_box(matrix, transfer.SIZE, image.shape)
+        if box is None:
+            continue
+        x0, y0, x1, y1, to_box = box
+        f = cv2.warpAffine(feather_mask(transfer.SIZE), to_box, (x1 - x0, y1 - y0))[..., None]
+        region = image[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = f * baselines.denoise(np.ascontiguousarray(region)) + (1 - f) * out[y0:y1, x0:x1]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def face_view(image: np.ndarray, matrix: np.ndarray, scale: float, crop: int, largest: int = 512) -> np.ndarray:
@@ -337,7 +390,8 @@ def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarr
     return np.ascontiguousarray(bgr[:, :, ::-1]), int(left.sum())
 
 
-STAGES = ("deblur", "inpaint", "generator", "detail")  # the order the model stages run in
+STAGES = ("deblur", "inpaint", "generator", "detail")  # the order the 128 px model stages run in
+DENOISE_LARGE = True
 
 
 def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
@@ -359,6 +413,8 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     lit_wrong = assessment.dark or assessment.bright or assessment.uneven
     if assessment.needs_detail and not lit_wrong and "detail" in have:
         return ["detail"]
+    if assessment.needs_hires and not lit_wrong and "hires" in have:
+        return ["denoise", "hires"] if assessment.noisy and DENOISE_LARGE else ["hires"]
     stages = ["deblur"] if assessment.blurred and "deblur" in have else []
     return stages + ["generator"] if "generator" in have else stages
 

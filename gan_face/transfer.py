@@ -31,6 +31,7 @@ import torch
 from gan_face.face import feather_mask, landing_box, matrix_scale
 
 SIZE = 128  # the aligned crop the models run at
+HIRES_SIZE = 256  # the crop the high-resolution detail model runs at, for faces larger than that in the photo
 GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
 EPS = 1e-3  # keeps the gain finite on black pixels
 LOW_RES = 256  # the spread field is computed with the photo's long side at most this
@@ -42,14 +43,15 @@ def lowpass(t: torch.Tensor, sigma: float = GAIN_SIGMA) -> torch.Tensor:
 
 
 def split(restored: torch.Tensor, source: torch.Tensor, holes: torch.Tensor | None = None):
-    """(B,3,128,128) in [0,1] -> (log gain, residual), both (B,3,128,128).
+    """(B,3,n,n) in [0,1] -> (log gain, residual), both (B,3,n,n).
 
-    holes: (B,1,128,128), 1 where the source is occluded: the gain is measured on the face
+    holes: (B,1,n,n), 1 where the source is occluded: the gain is measured on the face
     around them only (normalised convolution), or an occluder's colour against its fill would
     read as a lighting change and tint the skin around it."""
     weight = torch.ones_like(source[:, :1]) if holes is None else 1 - holes
-    norm = lowpass(weight) + EPS
-    log_gain = torch.log(lowpass(restored * weight) / norm + EPS) - torch.log(lowpass(source * weight) / norm + EPS)
+    sigma = GAIN_SIGMA * source.shape[-1] / SIZE
+    norm = lowpass(weight, sigma) + EPS
+    log_gain = torch.log(lowpass(restored * weight, sigma) / norm + EPS) - torch.log(lowpass(source * weight, sigma) / norm + EPS)
     log_gain = log_gain.clamp(-3, 3)
     residual = restored - torch.exp(log_gain) * source
     return log_gain, residual
@@ -66,12 +68,17 @@ def rim(holes: torch.Tensor, width: int = 3) -> torch.Tensor:
 
 @dataclass
 class Correction:
-    """One face's correction at the models' 128 px, as `split` gives it."""
+    """One face's correction at the crop size its model ran at (128 px, or HIRES_SIZE for
+    large faces), as `split` gives it."""
 
-    matrix: np.ndarray  # photo -> 128 px crop
-    log_gain: np.ndarray  # (128,128,3)
-    residual: np.ndarray  # (128,128,3) float32, 0-255
-    fill: np.ndarray | None = None  # (128,128,3) float32 0-255: what replaces painted pixels (None: no holes)
+    matrix: np.ndarray  # photo -> crop
+    log_gain: np.ndarray  # (n,n,3)
+    residual: np.ndarray  # (n,n,3) float32, 0-255
+    fill: np.ndarray | None = None  # (n,n,3) float32 0-255: what replaces painted pixels (None: no holes)
+
+    @property
+    def size(self) -> int:
+        return self.residual.shape[0]
 
 
 def _warp(array: np.ndarray, to_box: np.ndarray, box: tuple[int, int], border=cv2.BORDER_REPLICATE) -> np.ndarray:
@@ -90,13 +97,13 @@ def spread_gain(shape: tuple[int, ...], corrections: list[Correction], scale: fl
     low = min(1.0, LOW_RES / max(h, w))  # output px -> low-res px
     lh, lw = max(1, round(h * low)), max(1, round(w * low))
     num, den = np.zeros((lh, lw, 3), np.float32), np.zeros((lh, lw, 1), np.float32)
-    feather = feather_mask(SIZE)
     means, weights = [], []
     for c in corrections:
+        feather = feather_mask(c.size)
         to_low = cv2.invertAffineTransform(c.matrix) * (scale * low)  # crop -> low-res
         weight = _warp(feather, to_low, (lw, lh), cv2.BORDER_CONSTANT)
         value = _warp(c.log_gain, to_low, (lw, lh))
-        face_px = SIZE * scale * low / matrix_scale(c.matrix)
+        face_px = c.size * scale * low / matrix_scale(c.matrix)
         sigma = max(1.0, face_px / 2)
         num += cv2.GaussianBlur(weight * value, (0, 0), sigma).reshape(lh, lw, 3)
         den += cv2.GaussianBlur(weight, (0, 0), sigma).reshape(lh, lw, 1)
@@ -116,15 +123,17 @@ def paste(background: np.ndarray, corrections: list[Correction], scale: float, p
     not the 2 GB of whole-photo float arrays."""
     h, w = background.shape[:2]
     spread = spread_gain(background.shape, corrections, scale)
-    boxes = [landing_box(c.matrix, SIZE, background.shape, scale) for c in corrections]
-    feather = feather_mask(SIZE)
+    boxes = [landing_box(c.matrix, c.size, background.shape, scale) for c in corrections]
     out = np.empty_like(background)
     for top in range(0, h, band):
         bottom = min(h, top + band)
         rows = background[top:bottom].astype(np.float32)
         parts = [_rows(box, top, bottom) for box in boxes]
         # each crop's feather in its part of these rows: weights its own gain, residual and fill
-        feathers = [None if part is None else _warp(feather, part[4], (part[2] - part[0], part[3] - part[1]), cv2.BORDER_CONSTANT) for part in parts]
+        feathers = [
+            None if part is None else _warp(feather_mask(c.size), part[4], (part[2] - part[0], part[3] - part[1]), cv2.BORDER_CONSTANT)
+            for c, part in zip(corrections, parts)
+        ]
         if spread is not None:
             # the low-res field enlarged as cv2.resize(INTER_LINEAR) would, these rows only
             sy, sx = spread.shape[0] / h, spread.shape[1] / w

@@ -305,3 +305,25 @@ def test_no_loss_term_dominates_on_a_batch_with_a_large_hole(tmp_path):
         assert torch.isfinite(grad).all(), name
         norms[name] = grad.norm().item()
     assert all(0 < n < 5 * norms["l1"] for n in norms.values()), norms
+
+
+def test_patch_trains_on_windows_of_the_degraded_faces(tmp_path):
+    # --patch: the damage is drawn on the whole `size` face (as it would be in a photo of a face that
+    # size), then the same window is cut from the clean and the damaged face
+    trainer = Trainer(tiny(tmp_path, gan=False, patch=32, mixed_weight=0, lighting_weight=0, occlusion_weight=0, downscale_weight=0))
+    lq, mask, hq = trainer.sample_batch()
+    assert lq.shape == hq.shape == (4, 3, 32, 32) and mask.shape == (4, 1, 32, 32)
+    faces = trainer.data.batch(torch.arange(len(trainer.data)))
+    faces = torch.cat([faces, faces.flip(-1)])
+    windows = faces.unfold(2, 32, 1).unfold(3, 32, 1)  # every 32 px window of every face (and its mirror)
+    for clean in hq:  # each clean window is a real window of a training face
+        assert (windows - clean[None, :, None, None]).abs().amax(dim=(1, 4, 5)).min() < 1e-6
+    stats = trainer.train_step(lq, mask, hq)
+    assert stats["l1"] > 0 and math.isfinite(stats["g_loss"])
+
+
+def test_patch_refuses_what_judges_whole_faces(tmp_path):
+    with pytest.raises(ValueError, match="--patch needs"):
+        Trainer(tiny(tmp_path, patch=32))  # gan defaults to true
+    with pytest.raises(ValueError, match="--patch must be"):
+        Trainer(tiny(tmp_path, gan=False, patch=40))

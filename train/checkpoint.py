@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from gan_face.atomic import atomic_write
-from gan_face.degradations import TRAINING_KINDS
+from gan_face.degradations import MOTION_LENGTH, TRAINING_KINDS
 from train.config import KIND_WEIGHT_FLAGS
 
 # Fields that change the networks: a checkpoint only resumes into the same values.
@@ -70,7 +70,8 @@ def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
 
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
-LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "identity_weight": 0.0, "bf16": False}
+LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "identity_weight": 0.0, "bf16": False,
+          "patch": 0, "motion_length": list(MOTION_LENGTH)}
 
 
 def config_of(state: dict) -> dict:
@@ -113,11 +114,11 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 ## Training
 
 - command: `{command}`
-- data: `{cfg['data']}` (aligned to the FFHQ 5-point template at {cfg['size']} px), {cfg.get('limit') or 'all'} images
+- data: `{cfg['data']}` (aligned to the FFHQ 5-point template at {cfg['size']} px{f", trained on random {cfg['patch']} px windows" if cfg['patch'] else ""}), {cfg.get('limit') or 'all'} images
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
-- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean
+- degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean; motion blur {cfg['motion_length'][0]:g}-{cfg['motion_length'][1]:g} px per 128 px of crop
 - losses: {_losses(cfg)}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})
 {extra}"""

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
+from gan_face import degradations
 from gan_face.discriminator import NORMS as D_NORMS
 from gan_face.generator import NORMS as G_NORMS
 from gan_face.weights import SHARED
@@ -26,6 +27,7 @@ class TrainConfig:
     limit: int = 0  # use only the first N images (0 = all)
     val_count: int = 64  # images held out of training, for the logged validation PSNR
     size: int = 128  # aligned face resolution
+    patch: int = 0  # train on random patch x patch windows of the degraded `size` faces (0 = whole faces): a high-resolution model at a small model's cost per image
     # batch = micro x accumulation steps
     batch: int = 16
     micro: int = 4
@@ -46,6 +48,7 @@ class TrainConfig:
     blur_weight: float = 1.0
     downscale_weight: float = 1.0
     mixed_weight: float = 1.0
+    motion_length: list[float] = field(default_factory=lambda: [float(x) for x in degradations.MOTION_LENGTH])  # blur lengths, px at 128 px of face (scaled with --size)
     clean_fraction: float = 0.0  # images left undegraded: teaches that a naturally lit face needs nothing
     # losses
     gan: bool = True  # false: the PSNR phase (ESRGAN): G alone on L1, no discriminator, several times faster
@@ -99,6 +102,10 @@ class TrainConfig:
         need(self.size % 32 == 0 and self.size >= 32, f"--size must be a multiple of 32, got {self.size}")
         for name, w in zip(KIND_WEIGHT_FLAGS, self.kind_weights):
             need(w >= 0, f"--{name} must be >= 0, got {w}")
+        need(
+            len(self.motion_length) == 2 and 0 < self.motion_length[0] <= self.motion_length[1],
+            f"--motion_length must be two lengths, shortest first, got {self.motion_length}",
+        )
         need(0 <= self.clean_fraction < 1, f"--clean_fraction must be in [0, 1), got {self.clean_fraction}")
         need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
         need(self.perceptual_weight >= 0, f"--perceptual_weight must be >= 0, got {self.perceptual_weight}")
@@ -107,6 +114,13 @@ class TrainConfig:
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")
         need(0 <= self.ema_decay < 1, f"--ema_decay must be in [0, 1), got {self.ema_decay}")
         need(self.g_out_scale in (1, 2), f"--g_out_scale must be 1 or 2, got {self.g_out_scale}")
+        need(
+            self.patch == 0 or (self.patch % 32 == 0 and 32 <= self.patch <= self.size),
+            f"--patch must be 0 or a multiple of 32 up to --size {self.size}, got {self.patch}",
+        )
+        # the identity network and the discriminator judge whole faces, not windows of them
+        need(self.patch == 0 or (self.identity_weight == 0 and not self.gan), "--patch needs --gan false and --identity_weight 0")
+        need(self.patch == 0 or self.g_out_scale == 1, "--patch needs --g_out_scale 1")
 
     @property
     def kind_weights(self) -> list[float]:
@@ -134,7 +148,7 @@ def parse_args(argv=None) -> TrainConfig:
     for f in dataclasses.fields(TrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, list):
-            parser.add_argument(f"--{f.name}", type=int, nargs="+", default=default)
+            parser.add_argument(f"--{f.name}", type=type(default[0]), nargs="+", default=default)
         elif isinstance(default, bool):  # type=bool would read "False" as True
             parser.add_argument(f"--{f.name}", type=_boolean, default=default, metavar="{true,false}")
         else:

@@ -41,20 +41,28 @@ def training_inputs(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generat
     """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on; `kind`:
     one of degradations.TRAINING_KINDS only, or None for clean inputs (validation curves)."""
     if cfg.model == "deblur":
-        return degradations.motion_blur(hq, generator), None
+        return degradations.motion_blur(hq, generator, tuple(cfg.motion_length)), None
     if kind == "any":
         weights = cfg.kind_weights
         weights = None if set(weights) == {1.0} else weights  # None: uniform, the draws of runs before the weight flags
-        lq, mask = degradations.random_degradation(hq, generator, weights=weights, p_clean=cfg.clean_fraction)
+        lq, mask = degradations.random_degradation(hq, generator, weights=weights, p_clean=cfg.clean_fraction, motion_length=cfg.motion_length)
     elif kind is None:
         lq, mask = hq.clone(), hq.new_zeros(hq.shape[0], 1, *hq.shape[-2:])
     else:
         one = [float(k == kind) for k in degradations.TRAINING_KINDS]
-        lq, mask = degradations.random_degradation(hq, generator, p_second=0, weights=one)
+        lq, mask = degradations.random_degradation(hq, generator, p_second=0, weights=one, motion_length=cfg.motion_length)
     if cfg.g_out_scale == 2:  # the generator also upsamples: feed it a half-size input
         lq = F.interpolate(lq, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
         mask = F.interpolate(mask, scale_factor=0.5, mode="nearest")
     return lq, mask
+
+
+def random_windows(size: int, generator: torch.Generator, *images: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """The same random size x size window of each image of every (B,C,H,W) batch in `images`."""
+    b, _, h, w = next(i for i in images if i is not None).shape
+    top = torch.randint(h - size + 1, (b,), generator=generator).tolist()
+    left = torch.randint(w - size + 1, (b,), generator=generator).tolist()
+    return [None if x is None else torch.stack([x[i, :, t : t + size, l : l + size] for i, (t, l) in enumerate(zip(top, left))]) for x in images]
 
 
 def model_forward(cfg: TrainConfig, g, lq: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -191,6 +199,8 @@ class Trainer:
         flip = torch.rand(cfg.batch, generator=self.data_rng) < 0.5
         hq = self.data.batch(self.train_idx[pick], flip)
         lq, mask = training_inputs(cfg, hq, self.degrade_rng)
+        if cfg.patch:  # damage drawn at the face's size, then one window of it per image
+            lq, mask, hq = random_windows(cfg.patch, self.data_rng, lq, mask, hq)
         # the same global batch on every process (same random streams), each trains on its share:
         # N processes see exactly the images one process would
         share = slice(self.rank * cfg.batch // self.world, (self.rank + 1) * cfg.batch // self.world)
