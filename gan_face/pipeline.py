@@ -2,7 +2,9 @@
 
     photo -> 1. detect + align (5 landmarks -> FFHQ template crops at 128 px, painted masks too)
           -> 2. assess each face (blur, noise, size, light): which stages it needs
-          -> 3. deblur (DeblurGAN-v2) the blurred faces; generator (U-Net) on every face
+          -> 3. deblur (DeblurGAN-v2) the blurred faces; generator (U-Net) on every face;
+                faces larger than 256 px in the photo with damaged detail: NL-means at the
+                photo's resolution if noisy, then the high-resolution U-Net on 256 px crops
           -> 4. upscale the photo (Lanczos, or Real-ESRGAN)
           -> 5. paste back the correction, not the 128 px face (`gan_face.transfer`): the
                 lighting gain spread past the face, the residual added at the face's own

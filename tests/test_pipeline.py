@@ -238,3 +238,42 @@ def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, 
     assert with_detail(astronaut, upscale=1).faces[0].stages == ["generator (lighting only)"]
     dark = with_detail((blurred * 0.25).astype(np.uint8), upscale=1).faces[0]
     assert "dark" in dark.assessment.findings and dark.stages == ["generator"]
+
+
+@pytest.fixture(scope="module")
+def with_hires(restorer):
+    torch.manual_seed(3)
+    hires = UNetGenerator(channels=[8, 16, 16], blocks=1)
+    torch.nn.init.normal_(hires.head.weight, 0, 0.05)
+    return FaceRestorer(restorer.generator, None, restorer.detector, hires=hires)
+
+
+def test_a_large_blurred_face_goes_to_the_high_resolution_model(restorer, with_hires):
+    from gan_face import photo_damage
+    from gan_face.assess import DETAIL_MAX_PX
+
+    clean = portrait()  # a face of about 300 px: its aligned crop is about 800 px in the photo
+    blurred = photo_damage.motion_blur(clean, 5)
+    result = with_hires(blurred, upscale=1)
+    face = result.faces[0]
+    assert face.assessment.face_px > DETAIL_MAX_PX and face.assessment.findings == ["blurred"]
+    assert face.stages == ["hires"] and result.timings["hires"] > 0
+    x0, y0, x1, y1 = face.box.astype(int)
+    assert (np.abs(result.image[y0:y1, x0:x1].astype(int) - blurred[y0:y1, x0:x1]).max(2) > 2).mean() > 0.5
+    # without that model such a face keeps its own detail; a sharp one never reaches it
+    assert FaceRestorer(restorer.generator, None, restorer.detector)(blurred, upscale=1).faces[0].stages == ["generator (lighting only)"]
+    assert with_hires(clean, upscale=1).faces[0].stages == ["generator (lighting only)"]
+
+
+def test_a_large_noisy_face_is_denoised_at_its_own_resolution_first(with_hires):
+    from gan_face.assess import _noise
+
+    clean = portrait()
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+    result = with_hires(noisy, upscale=1)
+    face = result.faces[0]
+    assert "noisy" in face.assessment.findings and face.stages == ["denoise", "hires"]
+    x0, y0, x1, y1 = face.box.astype(int)
+    gray = lambda im: im[y0:y1, x0:x1].mean(2).astype(np.float32)  # noqa: E731
+    # the noise is measured where it is, at the photo's resolution (a 128 px crop averages it away)
+    assert _noise(gray(noisy)) > 5 and _noise(gray(result.image)) < 0.5 * _noise(gray(noisy))

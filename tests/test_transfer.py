@@ -18,22 +18,23 @@ def face(astronaut):
     return FaceDetector(download=False)(astronaut)[0]
 
 
-def crop_tensor(image, face):
-    crop, matrix = align(image, face.landmarks, transfer.SIZE)
+def crop_tensor(image, face, size=transfer.SIZE):
+    crop, matrix = align(image, face.landmarks, size)
     return batch_to_unit(crop[None]), matrix
 
 
-def correct(image, face, restored_fn, band=256):
-    """The pipeline's step 5 for one face whose 128 px crop the 'model' maps by restored_fn."""
-    source, matrix = crop_tensor(image, face)
+def correct(image, face, restored_fn, band=256, size=transfer.SIZE):
+    """The pipeline's step 5 for one face whose `size` px crop the 'model' maps by restored_fn."""
+    source, matrix = crop_tensor(image, face, size)
     log_gain, residual = transfer.split(restored_fn(source), source)
     hwc = lambda t: t[0].permute(1, 2, 0).numpy()  # noqa: E731
     correction = transfer.Correction(matrix, hwc(log_gain), hwc(residual) * 255)
     return transfer.paste(image, [correction], 1.0, band=band), matrix
 
 
-def test_no_correction_gives_the_photo_back_exactly(astronaut, face):
-    out, _ = correct(astronaut, face, lambda x: x.clone())
+@pytest.mark.parametrize("size", [transfer.SIZE, transfer.HIRES_SIZE])
+def test_no_correction_gives_the_photo_back_exactly(astronaut, face, size):
+    out, _ = correct(astronaut, face, lambda x: x.clone(), size=size)
     assert np.array_equal(out, astronaut)
 
 
@@ -46,14 +47,16 @@ def test_the_bands_join_without_a_trace(astronaut, face):
         assert np.abs(banded.astype(int) - whole).max() <= 1
 
 
-def test_a_pure_tone_change_keeps_the_photos_detail(astronaut, face):
+@pytest.mark.parametrize("size", [transfer.SIZE, transfer.HIRES_SIZE])
+def test_a_pure_tone_change_keeps_the_photos_detail(astronaut, face, size):
     # a 2x larger photo than the crop sees: its finest detail exists only in the photo
     big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
     from gan_face.face import Face
 
     scaled = Face(face.box * 2, face.score, face.landmarks * 2)
-    out, matrix = correct(big, scaled, lambda x: x * 0.5)
-    inside = cv2.warpAffine(np.ones((96, 96), np.float32), cv2.invertAffineTransform(matrix), (1024, 1024)) > 0.5  # the crop's core
+    out, matrix = correct(big, scaled, lambda x: x * 0.5, size=size)
+    core = round(size * 0.75)
+    inside = cv2.warpAffine(np.ones((core, core), np.float32), cv2.invertAffineTransform(matrix), (1024, 1024)) > 0.5  # the crop's core
     # the face is half as bright and has all of its high frequencies, halved: within rounding
     # of the ideal, far closer to it than the detail a face enlarged from the crop would have
     halved = np.floor(big * 0.5 + 0.5).astype(np.float32)
