@@ -40,3 +40,30 @@ def test_a_small_face_is_low_resolution(faces):
     crop = batch_from_unit(faces[:1])[0]
     assert "small (60 px)" in assess(crop, 60).findings
     assert not any(f.startswith("small") for f in assess(crop, 400).findings)
+
+
+def test_a_large_face_is_measured_where_its_damage_shows():
+    # a portrait whose aligned crop is about 800 px: motion blur of 1.5-3 % of the photo's width and
+    # pixel noise are averaged away in its 128 px crop; at 256 px and at the photo's resolution they show
+    import numpy as np
+
+    from gan_face import photo_damage
+    from gan_face.face import FaceDetector, align, matrix_scale
+
+    from .conftest import SHARED, load_rgb
+
+    clean = load_rgb(SHARED / "data" / "photos" / "portraits" / "canada_003f.jpg")
+    face = FaceDetector(download=False)(clean)[0]
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 6, clean.shape), 0, 255).astype(np.uint8)
+
+    def measured(photo, large):
+        crop, matrix = align(photo, face.landmarks, 128)
+        px = 128 / matrix_scale(matrix)
+        crops = (align(photo, face.landmarks, 256)[0], align(photo, face.landmarks, round(px))[0]) if large else None
+        return assess(crop, px, crops)
+
+    blurred = photo_damage.motion_blur(clean, 5)
+    assert measured(clean, True).findings == []
+    assert measured(blurred, True).findings == ["blurred"] and measured(blurred, True).needs_hires
+    assert measured(noisy, True).findings == ["noisy"]
+    assert measured(blurred, False).findings == measured(noisy, False).findings == []  # the 128 px crop misses both
