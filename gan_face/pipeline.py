@@ -257,10 +257,10 @@ class FaceRestorer:
         assessments = []
         for face, crop, matrix in zip(faces, crops, matrices):
             face_px = self.crop_size / matrix_scale(matrix)
-            large = None
+            where = None
             if face_px > DETAIL_MAX_PX and "hires" in have:  # measured where its damage shows
-                large = (align(image, face.landmarks, LARGE_DETAIL_PX)[0], align(image, face.landmarks, min(round(face_px), LARGE_NOISE_PX))[0])
-            assessments.append(assess(crop, face_px, large))
+                where = (align(image, face.landmarks, LARGE_DETAIL_PX)[0], align(image, face.landmarks, min(round(face_px), LARGE_NOISE_PX))[0])
+            assessments.append(assess(crop, face_px, where))
         needs_detail = [a.needs_detail or h is not None for a, h in zip(assessments, holes)]
         stages = [plan(a, h is not None, have) for a, h in zip(assessments, holes)]
         lap("assess")
@@ -393,7 +393,6 @@ def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarr
 
 
 STAGES = ("deblur", "inpaint", "generator", "detail")  # the order the 128 px model stages run in
-DENOISE_LARGE = True
 
 
 def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
@@ -407,6 +406,10 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
       on raw damaged faces). On 48 test faces it gains 1.0-1.2 dB over the generator on motion
       blur, x4 and the GFPGAN mix; after the generator it gains nothing; and the generator,
       trained beside lighting, "relights" some naturally lit blurred faces badly (34 -> 16 dB);
+    - a face too large for that (its crop wider than DETAIL_MAX_PX in the photo), blurred or
+      noisy where it shows (`assess`), well lit: the high-resolution model on its 256 px crop,
+      after NL-means at the photo's resolution when noisy: per-pixel noise there is above any
+      256 px model's reach (its correction is enlarged 2-4x);
     - every other face: the generator, after DeblurGAN-v2 when blurred (the light measures
       miss milder uneven lighting that the generator does correct; where the detail is intact
       only its lighting is kept: FaceRestorer's step 5)."""
@@ -416,7 +419,7 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     if assessment.needs_detail and not lit_wrong and "detail" in have:
         return ["detail"]
     if assessment.needs_hires and not lit_wrong and "hires" in have:
-        return ["denoise", "hires"] if assessment.noisy and DENOISE_LARGE else ["hires"]
+        return ["denoise", "hires"] if assessment.noisy else ["hires"]
     stages = ["deblur"] if assessment.blurred and "deblur" in have else []
     return stages + ["generator"] if "generator" in have else stages
 
