@@ -16,6 +16,8 @@ import torch
 from gan_face import degradations
 from gan_face.imageops import batch_from_unit as to_uint8
 
+REPO = Path(__file__).resolve().parents[1]
+
 # "none" last (the seeds of the others stay): what the models do to a face that needs nothing
 NONE = "none (clean input)"
 DEGRADATIONS = ("motion blur", "occlusion", *degradations.LIGHTING_CONDITIONS, "downscale x4", "mixed", "all", NONE)
@@ -42,6 +44,13 @@ def contact_sheet(path: Path, rows: list[tuple[str, torch.Tensor]], n: int = 16)
         for c, face in enumerate(faces):
             sheet.paste(Image.fromarray(face), (label_w + c * size, r * size))
     sheet.save(path, quality=90) if Path(path).suffix == ".jpg" else sheet.save(path)
+
+
+def shown(source: str) -> str:
+    """A model folder as a report names it: relative to the repository when it lies inside it
+    (not this machine's absolute path), else as given (a Hub repo id, a folder elsewhere)."""
+    path = Path(source).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(source)
 
 
 def bar_charts(out: Path, results: list[dict]) -> None:
@@ -151,7 +160,7 @@ Regenerate with `{args.command}` ({time.strftime('%Y-%m-%d')}).
 Test set: {n} aligned faces from `../shared/data/faces/test/` (CelebA, 300 people never used in training;
 {rejected} images without a detected face were skipped), {args.size} px, degradations with fixed seeds.
 Identity distances: median over the first {args.identity_limit} faces, for {args.identity_on.replace(',', ', ')}.
-Generator: `{args.generator}`; deblurring: `{args.deblur}`; occluded faces: `{args.inpaint or args.generator}`; detail model (well-lit faces with damaged detail): `{args.detail or "none"}`.
+Generator: `{shown(args.generator)}`; deblurring: `{shown(args.deblur)}`; occluded faces: `{shown(args.inpaint or args.generator)}`; detail model (well-lit faces with damaged detail): `{shown(args.detail) if args.detail else "none"}`.
 
 ## Targets
 {chr(10).join(target_lines(results))}
