@@ -3,7 +3,8 @@
     python bench/pipeline_speed.py [--threads 2] [--repeats 5]
 
 Prints per-stage and total times (median of --repeats) for ../shared/data/photos/astronaut.png
-(512 px, one face), for a 1024 px portrait with one 400 px face at x1, and for a 1024 px photo with several faces (test faces from
+(512 px, one face), for a 1024 px portrait with one 400 px face at x1 (sharp, motion-blurred, with
+the GFPGAN mix), and for a 1024 px photo with several faces (test faces from
 ../shared/data/faces/test/ on a grey canvas) with Lanczos background upscaling, and the cost
 of Real-ESRGAN x4plus background upscaling on the astronaut at 256 px; then the face stages per face (deblur + generator + 2x) against GFPGAN v1.4's
 architecture (GFPGANv1Clean through spandrel, random weights, 512 px faces as GFPGAN runs).
@@ -96,6 +97,10 @@ def main() -> None:
     report("group 1024 px, x2, Lanczos background", restorer, group, args.repeats)
     report("astronaut 512 px, x1 (no upscaling)", restorer, astronaut, args.repeats, upscale=1)
     report("portrait 768x1024 px, one 400 px face, x1 (target <= 0.5 s)", restorer, big_portrait(), args.repeats, upscale=1)
+    from gan_face import photo_damage
+
+    report("the same portrait motion-blurred (the high-resolution model)", restorer, photo_damage.motion_blur(big_portrait(), 5), args.repeats, upscale=1)
+    report("the same portrait with the GFPGAN mix (NL-means + the high-resolution model)", restorer, photo_damage.mixed(big_portrait(), 2033), args.repeats, upscale=1)
     small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
     report("astronaut at 256 px, x2, Real-ESRGAN x4plus background (its cost)", restorer, small, 1, realesrgan_background=True)
     ours, gfpgan = face_stage_times(restorer, args.repeats)

@@ -257,12 +257,35 @@ def test_a_large_blurred_face_goes_to_the_high_resolution_model(restorer, with_h
     result = with_hires(blurred, upscale=1)
     face = result.faces[0]
     assert face.assessment.face_px > DETAIL_MAX_PX and face.assessment.findings == ["blurred"]
-    assert face.stages == ["hires"] and result.timings["hires"] > 0
+    assert face.stages == ["hires", "sharpen"] and result.timings["hires"] > 0 and result.timings["sharpen"] > 0
     x0, y0, x1, y1 = face.box.astype(int)
-    assert (np.abs(result.image[y0:y1, x0:x1].astype(int) - blurred[y0:y1, x0:x1]).max(2) > 2).mean() > 0.5
+    assert (np.abs(result.image[y0:y1, x0:x1].astype(int) - blurred[y0:y1, x0:x1]).max(2) > 1).mean() > 0.5
     # without that model such a face keeps its own detail; a sharp one never reaches it
     assert FaceRestorer(restorer.generator, None, restorer.detector)(blurred, upscale=1).faces[0].stages == ["generator (lighting only)"]
     assert with_hires(clean, upscale=1).faces[0].stages == ["generator (lighting only)"]
+    # fidelity 1 keeps the input's detail: no sharpening either
+    faithful = with_hires(blurred, upscale=1, fidelity=1.0).image
+    plain = with_hires(blurred, upscale=1, use_generator=False).image
+    assert np.abs(faithful.astype(int) - plain).max() <= 1
+
+
+def test_sharpening_a_large_blurred_face_brings_its_fine_detail_closer_to_the_sharp_photo():
+    from gan_face import photo_damage, transfer
+    from gan_face.face import FaceDetector, alignment_matrix
+    from gan_face.imageops import to_unit
+    from gan_face.metrics import lpips
+    from gan_face.pipeline import sharpen_faces
+
+    clean = portrait()
+    face = FaceDetector(download=False)(clean)[0]
+    blurred = photo_damage.motion_blur(clean, 5)
+    sharpened = sharpen_faces(blurred, [alignment_matrix(face.landmarks, transfer.SIZE)], 1.0)
+    x0, y0, x1, y1 = face.box.astype(int)
+    score = lambda im: lpips(to_unit(im[y0:y1, x0:x1]), to_unit(clean[y0:y1, x0:x1])).item()  # noqa: E731
+    assert score(sharpened) < 0.93 * score(blurred)
+    far = np.zeros(clean.shape[:2], bool)
+    far[:, : max(1, x0 - 400)] = True  # outside the crop the photo is untouched
+    assert np.array_equal(sharpened[far], blurred[far])
 
 
 def test_a_large_noisy_face_is_denoised_at_its_own_resolution_first(with_hires):
