@@ -122,6 +122,19 @@ def test_a_sharp_portrait_keeps_its_face(shipped):
     assert value > 40 and distance < 0.02
 
 
+def test_a_large_face_with_the_gfpgan_mix_comes_back_closer_to_the_clean_photo(shipped):
+    # the whole photo degraded (blur, down, noise, JPEG); the face (crop about 800 px) is denoised at
+    # the photo's resolution and corrected by the shipped high-resolution model at 256 px
+    from gan_face import photo_damage
+
+    clean = portrait()
+    damaged = photo_damage.mixed(clean, 2033)
+    result = shipped(damaged, upscale=1)
+    assert result.faces and result.faces[0].stages == ["denoise", "hires"]
+    box = result.faces[0].box
+    assert face_scores(result.image, clean, box)[1] < 0.8 * face_scores(damaged, clean, box)[1]
+
+
 def test_a_dark_portrait_is_relit_without_a_spotlight(shipped):
     from gan_face import photo_damage
 
