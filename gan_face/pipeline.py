@@ -360,13 +360,10 @@ def hwc(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.permute(0, 2, 3, 1).numpy())
 
 
-def sharpen_faces(image: np.ndarray, matrices: list[np.ndarray], scale: float, amount: float = 1.0) -> np.ndarray:
-    """Unsharp masking (`baselines.unsharp`) of the region of each aligned crop (`matrices`:
-    photo -> 128 px crop) of `image` (the photo at `scale` x), blended in with the crop's
-    feather; sigma half a pixel of the high-resolution model's crop, so the detail sharpened is
-    the detail finer than that model sees. On the first 8 harness portraits, motion-blurred, it
-    took face LPIPS from 0.371 to 0.326 and dlib identity distance from 0.104 to 0.094, where the
-    model alone changed neither (its correction lives below the face's finest detail)."""
+def blend_into_faces(image: np.ndarray, matrices: list[np.ndarray], scale: float, operation) -> np.ndarray:
+    """`operation(region, matrix)` -> uint8 region, on the region of each aligned crop
+    (`matrices`: photo -> 128 px crop) of `image` (the photo at `scale` x), blended in with the
+    crop's feather."""
     out = image.astype(np.float32)
     for matrix in matrices:
         box = landing_box(matrix, transfer.SIZE, image.shape, scale)
@@ -374,25 +371,28 @@ def sharpen_faces(image: np.ndarray, matrices: list[np.ndarray], scale: float, a
             continue
         x0, y0, x1, y1, to_box = box
         f = cv2.warpAffine(feather_mask(transfer.SIZE), to_box, (x1 - x0, y1 - y0))[..., None]
-        sigma = 0.5 * scale / matrix_scale(matrix) * transfer.SIZE / transfer.HIRES_SIZE  # output px per half a 256 px crop px
         region = np.ascontiguousarray(image[y0:y1, x0:x1])
-        out[y0:y1, x0:x1] = f * baselines.unsharp(region, sigma, amount) + (1 - f) * out[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = f * operation(region, matrix) + (1 - f) * out[y0:y1, x0:x1]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def sharpen_faces(image: np.ndarray, matrices: list[np.ndarray], scale: float, amount: float = 1.0) -> np.ndarray:
+    """Unsharp masking (`baselines.unsharp`) of each face's region (`blend_into_faces`), sigma
+    half a pixel of the high-resolution model's crop, so the detail sharpened is the detail
+    finer than that model sees. On the first 8 harness portraits, motion-blurred, it took face
+    LPIPS from 0.371 to 0.326 and dlib identity distance from 0.104 to 0.094, where the model
+    alone changed neither (its correction lives below the face's finest detail)."""
+
+    def sharpen(region: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        sigma = 0.5 * scale / matrix_scale(matrix) * transfer.SIZE / transfer.HIRES_SIZE  # output px per half a 256 px crop px
+        return baselines.unsharp(region, sigma, amount)
+
+    return blend_into_faces(image, matrices, scale, sharpen)
 
 
 def denoise_faces(image: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
-    """NL-means (`baselines.denoise`) on the region of each aligned crop (`matrices`: photo ->
-    128 px crop) at the photo's resolution, blended in with the crop's feather."""
-    out = image.astype(np.float32)
-    for matrix in matrices:
-        box = landing_box(matrix, transfer.SIZE, image.shape)
-        if box is None:
-            continue
-        x0, y0, x1, y1, to_box = box
-        f = cv2.warpAffine(feather_mask(transfer.SIZE), to_box, (x1 - x0, y1 - y0))[..., None]
-        region = image[y0:y1, x0:x1]
-        out[y0:y1, x0:x1] = f * baselines.denoise(np.ascontiguousarray(region)) + (1 - f) * out[y0:y1, x0:x1]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    """NL-means (`baselines.denoise`) of each face's region at the photo's resolution (`blend_into_faces`)."""
+    return blend_into_faces(image, matrices, 1.0, lambda region, matrix: baselines.denoise(region))
 
 
 def face_view(image: np.ndarray, matrix: np.ndarray, scale: float, crop: int, largest: int = 512) -> np.ndarray:
