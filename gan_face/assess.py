@@ -131,9 +131,9 @@ def assess(crop: np.ndarray, face_px: float, large: tuple[np.ndarray, np.ndarray
     if crop.shape[:2] != (128, 128):
         crop = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
     gray = _gray(crop)
-    core = gray[CORE]
-    detail, noise = _detail(core), _noise(core)
-    if large is not None:
+    if large is None:
+        detail, noise = _detail(gray[CORE]), _noise(gray[CORE])
+    else:
         detail, noise = _detail(_region(_gray(large[0]), CORE)), _noise(_region(_gray(large[1]), CORE))
     face = gray[FACE] / 255
     h, w = face.shape

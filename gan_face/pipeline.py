@@ -363,17 +363,18 @@ def hwc(t: torch.Tensor) -> np.ndarray:
 def blend_into_faces(image: np.ndarray, matrices: list[np.ndarray], scale: float, operation) -> np.ndarray:
     """`operation(region, matrix)` -> uint8 region, on the region of each aligned crop
     (`matrices`: photo -> 128 px crop) of `image` (the photo at `scale` x), blended in with the
-    crop's feather."""
-    out = image.astype(np.float32)
+    crop's feather. Only the crops' boxes are worked in float: a 36 MP photo stays uint8."""
+    out = image.copy()
     for matrix in matrices:
         box = landing_box(matrix, transfer.SIZE, image.shape, scale)
         if box is None:
             continue
         x0, y0, x1, y1, to_box = box
         f = cv2.warpAffine(feather_mask(transfer.SIZE), to_box, (x1 - x0, y1 - y0))[..., None]
-        region = np.ascontiguousarray(image[y0:y1, x0:x1])
-        out[y0:y1, x0:x1] = f * operation(region, matrix) + (1 - f) * out[y0:y1, x0:x1]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        done = operation(np.ascontiguousarray(image[y0:y1, x0:x1]), matrix)
+        blended = f * done + (1 - f) * out[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def sharpen_faces(image: np.ndarray, matrices: list[np.ndarray], scale: float, amount: float = 1.0) -> np.ndarray:

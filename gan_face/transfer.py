@@ -124,6 +124,7 @@ def paste(background: np.ndarray, corrections: list[Correction], scale: float, p
     h, w = background.shape[:2]
     spread = spread_gain(background.shape, corrections, scale)
     boxes = [landing_box(c.matrix, c.size, background.shape, scale) for c in corrections]
+    crop_feathers = [feather_mask(c.size) for c in corrections]
     out = np.empty_like(background)
     for top in range(0, h, band):
         bottom = min(h, top + band)
@@ -131,8 +132,8 @@ def paste(background: np.ndarray, corrections: list[Correction], scale: float, p
         parts = [_rows(box, top, bottom) for box in boxes]
         # each crop's feather in its part of these rows: weights its own gain, residual and fill
         feathers = [
-            None if part is None else _warp(feather_mask(c.size), part[4], (part[2] - part[0], part[3] - part[1]), cv2.BORDER_CONSTANT)
-            for c, part in zip(corrections, parts)
+            None if part is None else _warp(feather, part[4], (part[2] - part[0], part[3] - part[1]), cv2.BORDER_CONSTANT)
+            for feather, part in zip(crop_feathers, parts)
         ]
         if spread is not None:
             # the low-res field enlarged as cv2.resize(INTER_LINEAR) would, these rows only
