@@ -4,7 +4,9 @@ Alignment runs the face detector (`gan_face.face.FaceDetector`: RetinaFace when 
 are present, else YuNet) on every image, warps the most confident face to the 5-point
 template at `size` px, and caches the result as one uint8 array, so later runs (and
 resumed runs) start in seconds. Images without a detected face are skipped and counted;
-corrupt files are skipped with a warning naming the file.
+corrupt files are skipped with a warning naming the file. Folders of crops that are aligned
+already (FFHQ's own images, or crops exported from another run's cache) are only resized
+(`aligned=True`), as GFPGAN trains on FFHQ.
 """
 
 from __future__ import annotations
@@ -50,25 +52,26 @@ class AlignedFaces:
         cache_dir: where the aligned array is kept (keyed by the file list and size).
         limit: use only the first `limit` files (sorted by path); 0 = all.
         detector: a FaceDetector (default: the offline-first one).
+        aligned: the images are square crops aligned to the FFHQ template already: resized
+            to `size`, no detection (a crop that is not square is rejected).
     """
 
-    def __init__(self, root, size: int = 128, cache_dir=None, limit: int = 0, detector: FaceDetector | None = None):
+    def __init__(self, root, size: int = 128, cache_dir=None, limit: int = 0, detector: FaceDetector | None = None, aligned: bool = False):
         files = list_images(root)
         if limit:
             files = files[:limit]
         if not files:
             raise ValueError(f"no images (*.jpg, *.png, ...) found under {root}")
         self.size = size
-        key = hashlib.sha256(
-            json.dumps([size, [(str(f.resolve()), f.stat().st_size) for f in files]]).encode()
-        ).hexdigest()[:16]
+        listing = [size, [(str(f.resolve()), f.stat().st_size) for f in files]]
+        key = hashlib.sha256(json.dumps(listing + ["aligned"] if aligned else listing).encode()).hexdigest()[:16]
         cache_dir = Path(cache_dir or Path.home() / ".cache" / "gan_face" / "aligned")
         array_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.json"
         if array_path.is_file() and meta_path.is_file():
             images = np.load(array_path)
             meta = json.loads(meta_path.read_text())
         else:
-            images, meta = self._align(files, size, detector or FaceDetector(download=False))
+            images, meta = self._resize(files, size) if aligned else self._align(files, size, detector or FaceDetector(download=False))
             cache_dir.mkdir(parents=True, exist_ok=True)
             # atomic writes: a crash mid-write never leaves a cache that looks complete
             with atomic_write(array_path) as tmp, open(tmp, "wb") as f:
@@ -80,9 +83,9 @@ class AlignedFaces:
         self.rejected, self.corrupt = meta["rejected"], meta["corrupt"]
         for name in self.corrupt:
             warnings.warn(f"skipped corrupt image: {name}", stacklevel=2)
-        log.info("%d aligned faces from %s (%d without a detected face, %d corrupt)", len(self), root, len(self.rejected), len(self.corrupt))
+        log.info("%d aligned faces from %s (%d rejected: no face found, or not square when aligned; %d corrupt)", len(self), root, len(self.rejected), len(self.corrupt))
         if len(self) == 0:
-            raise ValueError(f"no usable face in {root}: {len(self.rejected)} without a face, {len(self.corrupt)} corrupt")
+            raise ValueError(f"no usable face in {root}: {len(self.rejected)} rejected (no face found, or not square when aligned), {len(self.corrupt)} corrupt")
 
     @staticmethod
     def _align(files: list[Path], size: int, detector: FaceDetector):
@@ -100,6 +103,23 @@ class AlignedFaces:
             crop, _ = align(image, faces[0].landmarks, size)
             crops.append(crop)
             kept.append(str(path))
+        images = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+        return images, {"files": kept, "rejected": rejected, "corrupt": corrupt}
+
+    @staticmethod
+    def _resize(files: list[Path], size: int):
+        crops, kept, rejected, corrupt = [], [], [], []
+        for path in tqdm(files, desc="reading aligned faces", unit="img", leave=False):
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    if im.width != im.height:
+                        rejected.append(str(path))
+                        continue
+                    crops.append(np.asarray(im if im.width == size else im.resize((size, size), Image.Resampling.LANCZOS)))
+                    kept.append(str(path))
+            except Exception:  # noqa: BLE001 - PIL raises many types for broken files
+                corrupt.append(str(path))
         images = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
         return images, {"files": kept, "rejected": rejected, "corrupt": corrupt}
 

@@ -301,9 +301,10 @@ def relight(
 ) -> torch.Tensor:
     """Multiply the image in linear light by a shading map (B or 1,1,H,W) and a gain,
     apply a display gamma and a colour-temperature shift (>0 warmer, <0 cooler)."""
-    as_col = lambda v: torch.as_tensor(v, dtype=img.dtype).reshape(-1, 1, 1, 1)  # noqa: E731
+    # on img's device: training degrades its batches on the GPU, drawing the random numbers on the CPU
+    as_col = lambda v: torch.as_tensor(v, dtype=img.dtype).to(img.device).reshape(-1, 1, 1, 1)  # noqa: E731
     linear = img.clamp(0, 1) ** 2.2
-    linear = linear * shade * as_col(gain)
+    linear = linear * shade.to(img) * as_col(gain)
     t = as_col(temperature)
     tint = torch.cat([1 + 0.25 * t, torch.ones_like(t), 1 - 0.25 * t], 1)
     linear = linear * tint

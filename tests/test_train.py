@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gan_face import UNetGenerator
 from gan_face.dataset import AlignedFaces
@@ -165,6 +167,35 @@ def test_corrupt_images_are_skipped_and_named(tmp_path):
     assert "truncated.jpg" in messages and "notes.jpg" in messages
     assert len(data) == 6 and len(data.corrupt) == 2
     assert data.images.shape == (6, 64, 64, 3)
+
+
+def test_aligned_crops_are_resized_not_detected(tmp_path):
+    # --data_aligned: folders of crops aligned already (FFHQ, or crops exported from a cache) are
+    # read as they are; a crop that is not square cannot be one and is rejected
+    crops = AlignedFaces(face_files(6)[0].parent, 96, cache_dir=tmp_path / "cache", limit=5).images.numpy()
+    folder = tmp_path / "aligned"
+    folder.mkdir()
+    for i, crop in enumerate(crops):
+        Image.fromarray(crop).save(folder / f"{i}.png")
+    Image.fromarray(crops[0][:, :80]).save(folder / "wide.png")
+    (folder / "broken.png").write_text("not an image")
+
+    class NoDetector:
+        def __call__(self, image):
+            raise AssertionError("aligned crops must not be detected again")
+
+    with pytest.warns(UserWarning, match="broken.png"):
+        data = AlignedFaces(folder, 64, cache_dir=tmp_path / "cache", aligned=True, detector=NoDetector())
+    assert len(data) == 5 and [Path(f).name for f in data.rejected] == ["wide.png"]
+    expected = np.stack([np.asarray(Image.fromarray(c).resize((64, 64), Image.Resampling.LANCZOS)) for c in crops])
+    assert np.array_equal(data.images.numpy(), expected)
+
+    with pytest.warns(UserWarning, match="broken.png"):  # named again on every load
+        trainer = Trainer(tiny(tmp_path, data=str(folder), data_aligned=True, limit=0, val_count=1, gan=False))
+    stats = trainer.train_step(*trainer.sample_batch())
+    assert math.isfinite(stats["g_loss"]) and stats["l1"] > 0
+    export_generator(trainer.state(), tmp_path / "exported")
+    assert "already aligned crops, resized to the FFHQ 5-point template at 64 px" in (tmp_path / "exported" / "README.md").read_text()
 
 
 def test_boolean_flags_parse_false():

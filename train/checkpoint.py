@@ -71,7 +71,7 @@ def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
 LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "identity_weight": 0.0, "bf16": False,
-          "patch": 0, "motion_length": list(MOTION_LENGTH)}
+          "patch": 0, "motion_length": list(MOTION_LENGTH), "data_aligned": False}
 
 
 def config_of(state: dict) -> dict:
@@ -101,6 +101,12 @@ def _losses(cfg: dict) -> str:
     return terms + f" + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}"
 
 
+def _hardware() -> str:
+    if torch.cuda.is_available():  # the run trained there (accelerate picks the GPU when there is one)
+        return f"{torch.cuda.get_device_name(0)} GPU"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+
+
 def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None) -> str:
     """The measured part of an exported model card: how these weights were made."""
     if init:  # fine-tuned: count the run it started from too
@@ -114,10 +120,10 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 ## Training
 
 - command: `{command}`
-- data: `{cfg['data']}` (aligned to the FFHQ 5-point template at {cfg['size']} px{f", trained on random {cfg['patch']} px windows" if cfg['patch'] else ""}), {cfg.get('limit') or 'all'} images
+- data: `{cfg['data']}` ({"already aligned crops, resized" if cfg.get('data_aligned') else "aligned"} to the FFHQ 5-point template at {cfg['size']} px{f", trained on random {cfg['patch']} px windows" if cfg['patch'] else ""}), {cfg.get('limit') or 'all'} images
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
-- hardware: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}
+- hardware: {_hardware()}, torch {torch.__version__}
 - degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean; motion blur {cfg['motion_length'][0]:g}-{cfg['motion_length'][1]:g} px per 128 px of crop
 - losses: {_losses(cfg)}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})

@@ -23,6 +23,7 @@ class TrainConfig:
     model: str = "generator"  # "generator" (U-Net, all degradations) or "deblur" (DeblurGAN-v2, motion blur)
     data: str = str(SHARED / "data" / "faces" / "train")  # folder tree of face photos
     out: str = "runs/generator"  # checkpoints, CSV log, sample grids, loss curves
+    data_aligned: bool = False  # the data are square crops aligned to the FFHQ template already (FFHQ itself, or exported crops): resized to --size, no detection
     cache_dir: str = ""  # aligned-face cache (default ~/.cache/gan_face/aligned)
     limit: int = 0  # use only the first N images (0 = all)
     val_count: int = 64  # images held out of training, for the logged validation PSNR

@@ -89,7 +89,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         hq_size = cfg.size * (2 if cfg.model == "generator" and cfg.g_out_scale == 2 else 1)
-        self.data = AlignedFaces(cfg.data, hq_size, cfg.cache_dir or None, cfg.limit)
+        self.data = AlignedFaces(cfg.data, hq_size, cfg.cache_dir or None, cfg.limit, aligned=cfg.data_aligned)
         order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(cfg.seed))
         n_val = min(cfg.val_count, len(self.data) // 4)
         self.val_idx, self.train_idx = order[:n_val], order[n_val:]
@@ -109,8 +109,10 @@ class Trainer:
         self.ema = EMAModel(self.g.parameters(), decay=cfg.ema_decay)
         # no DDP wrapper: gradients are averaged over processes once per optimiser step
         # (sync_gradients), which gradient accumulation and the lazy R1 penalty need anyway
-        self.g.to(self.accelerator.device)
-        self.d.to(self.accelerator.device)
+        self.device = self.accelerator.device
+        self.g.to(self.device)
+        self.d.to(self.device)
+        self.ema.to(self.device)
 
         # every random draw of the data pipeline comes from these, saved in checkpoints
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -118,9 +120,10 @@ class Trainer:
         self.step, self.wall = 0, 0.0
         if cfg.resume:
             self.load(self.out / "checkpoint.pt" if cfg.resume == "latest" else Path(cfg.resume))
+            self.ema.to(self.device)  # checkpoints load onto the CPU
 
         # fixed validation batch: same faces, same damage, every time (and across resumes)
-        val_hq = self.data.batch(self.val_idx[:8])
+        val_hq = self.data.batch(self.val_idx[:8]).to(self.device)
         val_lq, val_mask = training_inputs(cfg, val_hq, torch.Generator().manual_seed(1234))
         self.val = (val_lq, val_mask, val_hq)
         self.val_kinds = {}  # column -> (lq, mask, hq): 8 faces with only that damage
@@ -197,7 +200,10 @@ class Trainer:
         cfg = self.cfg
         pick = torch.randint(len(self.train_idx), (cfg.batch,), generator=self.data_rng)
         flip = torch.rand(cfg.batch, generator=self.data_rng) < 0.5
-        hq = self.data.batch(self.train_idx[pick], flip)
+        # degraded where the model trains: the blur convolutions and the JPEG codec are most of the
+        # data's cost on a CPU (a 256 px motion blur: 3.4 s per 64 faces on one core); the random
+        # draws stay on the CPU generators, so a GPU sees the same batches
+        hq = self.data.batch(self.train_idx[pick], flip).to(self.device, non_blocking=True)
         lq, mask = training_inputs(cfg, hq, self.degrade_rng)
         if cfg.patch:  # damage drawn at the face's size, then one window of it per image
             lq, mask, hq = random_windows(cfg.patch, self.data_rng, lq, mask, hq)
@@ -320,7 +326,7 @@ class Trainer:
     def validate(self) -> tuple[dict, torch.Tensor]:
         """PSNR of the EMA generator on the mixed validation batch (and its input), and per
         degradation kind; the sample grid (degraded / restored / clean)."""
-        g = self.ema_generator()
+        g = self.ema_generator().to(self.device)
 
         def run(lq, mask, hq):
             restored = signed_to_unit(model_forward(self.cfg, g, unit_to_signed(lq), mask)).clamp(0, 1)
@@ -331,7 +337,7 @@ class Trainer:
         scores = {"val_psnr": psnr(restored, hq).mean().item(), "val_psnr_input": psnr(shown_lq, hq).mean().item()}
         for column, (k_lq, k_mask, k_hq) in self.val_kinds.items():
             scores[column] = psnr(run(k_lq, k_mask, k_hq)[0], k_hq).mean().item()
-        return scores, torch.cat([shown_lq, restored, hq])
+        return scores, torch.cat([shown_lq, restored, hq]).cpu()
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
