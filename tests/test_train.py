@@ -198,6 +198,29 @@ def test_aligned_crops_are_resized_not_detected(tmp_path):
     assert "already aligned crops, resized to the FFHQ 5-point template at 64 px" in (tmp_path / "exported" / "README.md").read_text()
 
 
+def test_pack_writes_crops_that_train_reads_back(tmp_path, capsys):
+    from train.pack import main as pack_main
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    for p in face_files(4):
+        shutil.copy(p, source / p.name)
+    cache = tmp_path / "cache"
+    assert pack_main([str(source), str(tmp_path / "png"), "--size", "64", "--format", "png", "--cache_dir", str(cache)]) == 0
+    assert "4 aligned 64 px faces" in capsys.readouterr().out
+    aligned = AlignedFaces(source, 64, cache_dir=cache)
+    packed = AlignedFaces(tmp_path / "png", 64, cache_dir=cache, aligned=True)
+    assert sorted(Path(f).stem for f in packed.files) == sorted(Path(f).stem for f in aligned.files)
+    order = [packed.files.index(str(tmp_path / "png" / (Path(f).stem + ".png"))) for f in aligned.files]
+    assert torch.equal(packed.images[order], aligned.images)  # lossless: the very crops training aligns
+    assert pack_main([str(source), str(tmp_path / "webp"), "--size", "64", "--cache_dir", str(cache)]) == 0
+    lossy = AlignedFaces(tmp_path / "webp", 64, cache_dir=cache, aligned=True).images.float()
+    mse = (lossy - packed.images.float()).pow(2).mean()
+    assert 10 * torch.log10(255**2 / mse) > 30
+    assert pack_main([str(source), str(tmp_path / "bad"), "--quality", "0"]) == 1
+    assert "quality must be in 1..100" in capsys.readouterr().err
+
+
 def test_boolean_flags_parse_false():
     from train.config import parse_args
 
