@@ -119,6 +119,12 @@ def test_export_writes_a_loadable_hub_folder(tmp_path):
     export_generator(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "export", command="python -m train again")
     card = (tmp_path / "export" / "README.md").read_text()
     assert card.count("## Training") == 1 and "python -m train again" in card
+    # the card names the hardware the checkpoint was trained on, not the one exporting it
+    state = checkpoint.load(Path(cfg.out) / "checkpoint.pt")
+    assert state["hardware"] == checkpoint.hardware()
+    state["hardware"] = "NVIDIA H100 80GB HBM3 GPU, torch 2.11.0+cu130"
+    export_generator(state, tmp_path / "export")
+    assert "- hardware: NVIDIA H100 80GB HBM3 GPU, torch 2.11.0+cu130\n" in (tmp_path / "export" / "README.md").read_text()
 
 
 def test_resume_refuses_a_different_architecture(tmp_path):

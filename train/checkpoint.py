@@ -101,14 +101,18 @@ def _losses(cfg: dict) -> str:
     return terms + f" + adversarial {cfg['adv_weight']} + feature matching {cfg['fm_weight']} + {cfg['gp']} penalty {cfg['gp_weight']}"
 
 
-def _hardware() -> str:
-    if torch.cuda.is_available():  # the run trained there (accelerate picks the GPU when there is one)
-        return f"{torch.cuda.get_device_name(0)} GPU"
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+def hardware() -> str:
+    """What this process trains on (accelerate picks the GPU when there is one), with torch's version."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU, torch {torch.__version__}"
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None) -> str:
-    """The measured part of an exported model card: how these weights were made."""
+def training_card(
+    cfg: dict, step: int, wall_seconds: float, extra: str = "", command: str | None = None, init: dict | None = None, trained_on: str | None = None
+) -> str:
+    """The measured part of an exported model card: how these weights were made. `trained_on`:
+    the hardware the checkpoint recorded (default: this machine's, for checkpoints from before it was)."""
     if init:  # fine-tuned: count the run it started from too
         extra = f"- initialised from: `{init['from']}` (step {init['step']}, {init['wall'] / 3600:.2f} h; steps and wall time above include it)\n" + extra
         step, wall_seconds = step + init["step"], wall_seconds + init["wall"]
@@ -123,7 +127,7 @@ def training_card(cfg: dict, step: int, wall_seconds: float, extra: str = "", co
 - data: `{cfg['data']}` ({"already aligned crops, resized" if cfg.get('data_aligned') else "aligned"} to the FFHQ 5-point template at {cfg['size']} px{f", trained on random {cfg['patch']} px windows" if cfg['patch'] else ""}), {cfg.get('limit') or 'all'} images
 - steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
 - wall time: {wall_seconds / 3600:.2f} h
-- hardware: {_hardware()}, torch {torch.__version__}
+- hardware: {trained_on or hardware()}
 - degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean; motion blur {cfg['motion_length'][0]:g}-{cfg['motion_length'][1]:g} px per 128 px of crop
 - losses: {_losses(cfg)}
 - exported: the EMA of the generator (decay {cfg['ema_decay']})

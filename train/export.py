@@ -31,7 +31,7 @@ def export_generator(state: dict, directory: Path, command: str | None = None) -
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}-") as tmp:
         g.save_pretrained(tmp)
         card = Path(tmp) / "README.md"
-        card.write_text(card.read_text() + checkpoint.training_card(checkpoint.config_of(state), state["step"], state.get("wall", 0.0), command=command, init=state.get("init")))
+        card.write_text(card.read_text() + checkpoint.training_card(checkpoint.config_of(state), state["step"], state.get("wall", 0.0), command=command, init=state.get("init"), trained_on=state.get("hardware")))
         for name in ("model.safetensors", "config.json", "README.md"):  # the card last: it describes the weights
             os.replace(Path(tmp) / name, directory / name)
 

@@ -145,6 +145,7 @@ class Trainer:
             "sched_g": self.sched_g.state_dict(),
             "sched_d": self.sched_d.state_dict(),
             "init": self.init,
+            "hardware": checkpoint.hardware(),  # the card's, also when exported on another machine
             "rng": {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(), "degrade": self.degrade_rng.get_state()},
         }
 
