@@ -88,40 +88,40 @@ class AlignedFaces:
             raise ValueError(f"no usable face in {root}: {len(self.rejected)} rejected (no face found, or not square when aligned), {len(self.corrupt)} corrupt")
 
     @staticmethod
-    def _align(files: list[Path], size: int, detector: FaceDetector):
+    def _read(files: list[Path], size: int, crop_of, desc: str):
+        """`crop_of(rgb)` -> the (size,size,3) crop of each readable image, or None to reject it."""
         crops, kept, rejected, corrupt = [], [], [], []
-        for path in tqdm(files, desc="aligning faces", unit="img", leave=False):
+        for path in tqdm(files, desc=desc, unit="img", leave=False):
             try:
                 image = load_rgb(path)
             except Exception:  # noqa: BLE001 - PIL raises many types for broken files
                 corrupt.append(str(path))  # warned about in __init__, on every load
                 continue
-            faces = detector(image)
-            if not faces:
+            crop = crop_of(image)
+            if crop is None:
                 rejected.append(str(path))
                 continue
-            crop, _ = align(image, faces[0].landmarks, size)
             crops.append(crop)
             kept.append(str(path))
         images = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
         return images, {"files": kept, "rejected": rejected, "corrupt": corrupt}
 
-    @staticmethod
-    def _resize(files: list[Path], size: int):
-        crops, kept, rejected, corrupt = [], [], [], []
-        for path in tqdm(files, desc="reading aligned faces", unit="img", leave=False):
-            try:
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    if im.width != im.height:
-                        rejected.append(str(path))
-                        continue
-                    crops.append(np.asarray(im if im.width == size else im.resize((size, size), Image.Resampling.LANCZOS)))
-                    kept.append(str(path))
-            except Exception:  # noqa: BLE001 - PIL raises many types for broken files
-                corrupt.append(str(path))
-        images = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
-        return images, {"files": kept, "rejected": rejected, "corrupt": corrupt}
+    @classmethod
+    def _align(cls, files: list[Path], size: int, detector: FaceDetector):
+        def crop_of(image):
+            faces = detector(image)
+            return align(image, faces[0].landmarks, size)[0] if faces else None
+
+        return cls._read(files, size, crop_of, "aligning faces")
+
+    @classmethod
+    def _resize(cls, files: list[Path], size: int):
+        def crop_of(image):
+            if image.shape[0] != image.shape[1]:  # not square: cannot be an aligned crop
+                return None
+            return image if image.shape[0] == size else np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS))
+
+        return cls._read(files, size, crop_of, "reading aligned faces")
 
     def __len__(self) -> int:
         return len(self.images)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from gan_face.atomic import atomic_write
 from gan_face.dataset import AlignedFaces
 
 FORMATS = {"webp": "WEBP", "jpg": "JPEG", "png": "PNG"}
@@ -34,10 +35,8 @@ def pack(data: str | Path, out: str | Path, size: int, quality: int = 90, suffix
     if len(set(names)) != len(names):  # a folder tree can repeat a file name
         names = [f"{i:06d}_{name}" for i, name in enumerate(names)]
     for name, crop in zip(names, faces.images.numpy()):
-        target = out / f"{name}.{suffix}"
-        tmp = target.with_suffix(f".tmp.{suffix}")  # no half-written crop if interrupted
-        Image.fromarray(crop).save(tmp, FORMATS[suffix], quality=quality)
-        tmp.replace(target)
+        with atomic_write(out / f"{name}.{suffix}") as tmp:  # no half-written crop if interrupted
+            Image.fromarray(crop).save(tmp, FORMATS[suffix], quality=quality)
     return len(names)
 
 

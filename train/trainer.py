@@ -120,7 +120,6 @@ class Trainer:
         self.step, self.wall = 0, 0.0
         if cfg.resume:
             self.load(self.out / "checkpoint.pt" if cfg.resume == "latest" else Path(cfg.resume))
-            self.ema.to(self.device)  # checkpoints load onto the CPU
 
         # fixed validation batch: same faces, same damage, every time (and across resumes)
         val_hq = self.data.batch(self.val_idx[:8]).to(self.device)
@@ -158,6 +157,7 @@ class Trainer:
         except RuntimeError as e:
             raise ValueError(f"checkpoint {path} does not fit these models: {e}") from e
         self.ema.load_state_dict(state["ema"])
+        self.ema.to(self.device)  # checkpoints load onto the CPU
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
