@@ -2,7 +2,7 @@
 
     face (3) + occlusion mask (1)
         |  pixel-unshuffle x2  (space-to-depth: full-res detail for free, 4x fewer FLOPs)
-      stem ----------------------------------------------------------- head -> pixel-shuffle -> + relit input (global residual)
+      stem (+ mirror stem: the same input flipped left-right, optional) -- head -> pixel-shuffle -> + relit input (global residual)
         |                                                             gain -> x2 -> exp -> x input (relighting)
         | level 0  (H/2, channels[0])  ----- skip ----->  merge(cat) -|
         |  down                                                        ^ up
@@ -70,6 +70,10 @@ class UNetGenerator(
         relight: also predict a per-pixel, per-channel gain that multiplies the input
             before the residual is added. Lighting is multiplicative: an additive residual
             would have to redraw every detail of a dark face brighter, a gain scales it.
+        mirror: also read the face and mask flipped left-right, through a second stem added
+            to the first. Under a one-sided occluder (a hand over one eye) the other half of
+            an aligned face is the best clue to what is hidden; the deepest level of the
+            U-Net sees both halves too, but only at 1/16 of the resolution.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class UNetGenerator(
         norm: str = "none",
         out_scale: int = 1,
         relight: bool = True,
+        mirror: bool = False,
     ):
         super().__init__()
         if out_scale not in (1, 2):
@@ -96,6 +101,7 @@ class UNetGenerator(
 
         # +1 input channel: the occlusion mask (1 = unknown pixel). x4 from the pixel-unshuffle.
         self.stem = nn.Conv2d((image_channels + 1) * 4, channels[0], 3, 1, 1)
+        self.mirror_stem = nn.Conv2d((image_channels + 1) * 4, channels[0], 3, 1, 1) if mirror else None
         self.encoder = nn.ModuleList(nn.Sequential(*[ResBlock(c, norm) for _ in range(blocks)]) for c in channels)
         self.down = nn.ModuleList(ConvBlock(a, b, norm, stride=2) for a, b in zip(channels[:-1], channels[1:]))
         self.merge = nn.ModuleList(
@@ -107,7 +113,9 @@ class UNetGenerator(
         self.shuffle = nn.PixelShuffle(shuffle)
         # log-gain at half resolution (upsampled: shading is smooth), None without relighting
         self.gain = nn.Conv2d(channels[0], image_channels, 3, 1, 1) if relight else None
-        for conv in (self.head, self.gain):  # start as the identity: a stable GAN start
+        # start as the identity (a stable GAN start); the mirror stem starts silent, so a model
+        # fine-tuned with it begins as the model it was initialised from
+        for conv in (self.head, self.gain, self.mirror_stem):
             if conv is not None:
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
@@ -132,7 +140,10 @@ class UNetGenerator(
             # blank them (mid-grey), so the network fills them instead of learning to ignore them
             x = x * (1 - mask)
         # 1. space-to-depth and stem
-        feat = self.stem(F.pixel_unshuffle(torch.cat([x, mask], 1), 2))
+        face = torch.cat([x, mask], 1)
+        feat = self.stem(F.pixel_unshuffle(face, 2))
+        if self.mirror_stem is not None:
+            feat = feat + self.mirror_stem(F.pixel_unshuffle(face.flip(-1), 2))
         # 2. encoder: keep each level's output for the skip connections
         skips = []
         for i, level in enumerate(self.encoder):

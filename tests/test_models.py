@@ -63,7 +63,8 @@ def test_discriminator_noise_injection_only_in_training():
 @pytest.mark.parametrize(
     "cls,kwargs,shape",
     [
-        (UNetGenerator, dict(image_channels=3, channels=[8, 16], blocks=2, norm="instance", out_scale=2, relight=True), (1, 3, 32, 32)),
+        (UNetGenerator, dict(image_channels=3, channels=[8, 16], blocks=2, norm="instance", out_scale=2, relight=True, mirror=False), (1, 3, 32, 32)),
+        (UNetGenerator, dict(image_channels=3, channels=[8, 16], blocks=1, norm="none", out_scale=1, relight=True, mirror=True), (1, 3, 32, 32)),
         (PatchDiscriminator, dict(in_channels=3, base_channels=8, max_channels=16, n_layers=2, norm="batch+instance", noise_injection=False), (2, 3, 64, 64)),
         (DeblurGenerator, dict(num_filters=16, num_filters_fpn=32, norm="instance"), (1, 3, 64, 64)),
     ],
@@ -83,6 +84,29 @@ def test_save_and_load_pretrained_round_trip(tmp_path, cls, kwargs, shape):
     x = torch.rand(shape) * 2 - 1
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
+
+
+def test_mirror_stem_reads_the_other_half_of_the_face():
+    """mirror=True: the stem also sees the face flipped left-right, so what lies under a hole on
+    the left can be read from the right half at full resolution; it starts silent."""
+    torch.manual_seed(0)
+    plain, mirrored = UNetGenerator(channels=[8, 16]), UNetGenerator(channels=[8, 16], mirror=True)
+    mirrored.load_state_dict(plain.state_dict(), strict=False)
+    for conv in (plain.head, mirrored.head):
+        conv.weight.data.normal_(0, 0.1)
+    mirrored.head.load_state_dict(plain.head.state_dict())
+    x, mask = torch.rand(1, 3, 32, 32) * 2 - 1, torch.zeros(1, 1, 32, 32)
+    mask[..., 8:16, 4:12] = 1  # a hole on the left
+    with torch.no_grad():
+        assert torch.equal(plain(x, mask), mirrored(x, mask))  # silent at the start
+        mirrored.mirror_stem.weight.normal_(0, 0.1)
+        x2 = x.clone()
+        x2[..., 8:16, 20:28] += 0.5  # change only the mirror image of the hole, on the right
+        # with the mirror stem, the hole's own pixels react to their mirror image directly; the
+        # plain model only through its coarsest level
+        hole = (slice(None), slice(None), slice(10, 14), slice(6, 10))
+        change = lambda g: (g(x2, mask) - g(x, mask))[hole].abs().mean()  # noqa: E731
+        assert change(mirrored) > 10 * change(plain)
 
 
 def test_generator_model_card(tmp_path):

@@ -321,6 +321,21 @@ def test_init_from_an_exported_folder(tmp_path):
     assert fine.init == {"from": str(tmp_path / "exported"), "step": 2, "wall": pytest.approx(fine.init["wall"])}
 
 
+def test_init_from_an_exported_folder_adds_the_mirror_stem(tmp_path):
+    # --g_mirror true on a model exported without it: the new stem starts silent (same faces
+    # out), then learns
+    cfg = tiny(tmp_path, steps=2)
+    fit(cfg)
+    export_generator(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "exported", command="python -m train x")
+    fine = Trainer(tiny(tmp_path, steps=2, out=str(tmp_path / "fine"), init_from=str(tmp_path / "exported"), gan=False, g_mirror=True))
+    exported = UNetGenerator.from_pretrained(str(tmp_path / "exported"), strict=True)
+    x, mask = torch.rand(2, 3, 64, 64) * 2 - 1, (torch.rand(2, 1, 64, 64) > 0.8).float()
+    with torch.no_grad():
+        assert torch.allclose(fine.g(x, mask), exported(x, mask), atol=1e-6)
+    fine.run()
+    assert fine.g.mirror_stem.weight.abs().sum() > 0
+
+
 def test_two_processes_reach_the_weights_of_one(tmp_path):
     """torchrun with 2 processes of batch 8 (gloo on the CPU) = 1 process of batch 16 over the
     same images: each process trains on its share, gradients are averaged once per step."""

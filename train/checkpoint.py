@@ -20,7 +20,7 @@ from gan_face.degradations import MOTION_LENGTH, TRAINING_KINDS
 from train.config import KIND_WEIGHT_FLAGS
 
 # Fields that change the networks: a checkpoint only resumes into the same values.
-ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_norm", "g_relight", "g_out_scale", "d_channels", "d_max_channels", "d_layers", "d_norm")
+ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_norm", "g_relight", "g_out_scale", "g_mirror", "d_channels", "d_max_channels", "d_layers", "d_norm")
 
 
 def save(state: dict, path: Path) -> None:
@@ -49,7 +49,8 @@ def load(path: Path) -> dict:
 def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
     """The generator weights of an exported Hub folder, and how long they were trained (read
     from its card's "steps:" and "wall time:" lines, which `export` writes) so that a
-    fine-tune's card counts them: {"g": state_dict, "init": {"step", "wall"}}."""
+    fine-tune's card counts them: {"g": state_dict, "init": {"step", "wall"}, "missing": the
+    generator's layers the folder lacked}."""
     import re
 
     from safetensors.torch import load_file
@@ -60,18 +61,18 @@ def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
         raise FileNotFoundError(f"no model.safetensors in {folder}")
     state = load_file(weights)
     missing, unexpected = generator.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights} does not fit this generator: missing {missing}, unexpected {unexpected}")
+    if unexpected:  # missing ones are layers the folder's model lacked: they keep their init
+        raise ValueError(f"{weights} does not fit this generator: it has weights the generator lacks: {unexpected}")
     text = card.read_text() if card.is_file() else ""
     steps = re.search(r"^- steps: (\d+)", text, re.M)
     hours = re.search(r"^- wall time: ([\d.]+) h", text, re.M)
     init = {"step": int(steps[1]) if steps else 0, "wall": float(hours[1]) * 3600 if hours else 0.0}
-    return {"g": generator.state_dict(), "step": init["step"], "init": init}
+    return {"g": generator.state_dict(), "step": init["step"], "init": init, "missing": missing}
 
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
 LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "identity_weight": 0.0, "bf16": False,
-          "patch": 0, "motion_length": list(MOTION_LENGTH), "data_aligned": False}
+          "patch": 0, "motion_length": list(MOTION_LENGTH), "data_aligned": False, "g_mirror": False}
 
 
 def config_of(state: dict) -> dict:

@@ -70,6 +70,7 @@ class TrainConfig:
     g_norm: str = "none"
     g_relight: bool = True  # the generator's multiplicative gain path (see UNetGenerator)
     g_out_scale: int = 1
+    g_mirror: bool = False  # the generator also reads the face flipped left-right (UNetGenerator(mirror=)): for hole filling
     d_channels: int = 32
     d_max_channels: int = 128
     d_layers: int = 3

@@ -15,7 +15,8 @@ from train.config import TrainConfig
 def build_generator(cfg: TrainConfig):
     if cfg.model == "deblur":
         return DeblurGenerator()
-    return UNetGenerator(channels=cfg.g_channels, blocks=cfg.g_blocks, norm=cfg.g_norm, out_scale=cfg.g_out_scale, relight=cfg.g_relight)
+    return UNetGenerator(channels=cfg.g_channels, blocks=cfg.g_blocks, norm=cfg.g_norm, out_scale=cfg.g_out_scale, relight=cfg.g_relight,
+                         mirror=cfg.g_mirror)
 
 
 def build_discriminator(cfg: TrainConfig) -> PatchDiscriminator:

@@ -177,7 +177,7 @@ class Trainer:
         fit is an error. Optimisers, schedule and EMA start fresh."""
         if path.is_dir():
             state = checkpoint.from_exported(path, self.g)  # loads into self.g
-            log.info("initialised G from the exported folder %s (%d steps before); D starts fresh", path, state["step"])
+            log.info("initialised G from the exported folder %s (%d steps before; new layers: %s); D starts fresh", path, state["step"], state["missing"] or "none")
             before = state["init"]
             return {"from": str(path), "step": before["step"], "wall": before["wall"]}
         state = checkpoint.load(path)
