@@ -113,3 +113,31 @@ def test_rim_grows_a_hole_by_its_width_and_nothing_else():
     assert torch.equal(rim[1], torch.zeros(1, 128, 128))  # no hole, no rim
     assert (rim[0, 0, 37:63, 47:73] == 1).all()  # the hole and 3 px around it
     assert rim[0, 0, 35, 60] < 0.5 and rim[0, 0, 30, 60] == 0 and rim[0, 0, 50, 80] == 0  # then a soft edge, then nothing
+
+
+def test_pull_push_keeps_the_known_values_and_fills_the_rest_smoothly():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    known = np.zeros((64, 64), np.float32)
+    known[:, :8] = known[:, -8:] = 1
+    values[:, :8], values[:, -8:] = 40, 200  # a left and a right edge
+    out = transfer.pull_push(values, known)
+    assert np.array_equal(out[known > 0], values[known > 0])
+    middle = out[32, 8:-8, 0]
+    assert middle[0] < 90 and middle[-1] > 150 and np.all(np.diff(middle) > 0)  # a ramp between them
+    assert np.array_equal(transfer.pull_push(values, np.ones_like(known)), values)
+
+
+def test_seamless_fill_removes_the_colour_step_and_keeps_the_fills_structure():
+    yy, xx = np.mgrid[:64, :64]
+    photo = np.stack([100 + xx, 120 + 0 * xx, 90 + yy], -1).astype(np.float32)  # a smooth face
+    hole = (xx - 32) ** 2 + (yy - 32) ** 2 < 15**2
+    pattern = 20.0 * np.sin(xx / 2.0)[..., None] * np.ones(3)  # the fill's own detail
+    fill = (photo + pattern + np.array([30, -25, 15])).astype(np.float32)  # ...in the wrong colour
+    out = transfer.seamless_fill(fill, photo, hole)
+    inside = hole & ((xx - 32) ** 2 + (yy - 32) ** 2 < 12**2)
+    # the offset is gone (23 grey levels on average before); what is left is the part of the
+    # pattern the edge of the fill happened to carry
+    assert np.abs((out - photo - pattern)[inside]).mean() < 5
+    assert np.array_equal(out[~hole], fill[~hole])  # only the hole changes
+    assert np.array_equal(transfer.seamless_fill(fill, photo, np.zeros_like(hole)), fill)
