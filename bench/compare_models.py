@@ -5,7 +5,8 @@ harness, for choosing between training runs).
 
 Each model runs alone (`pipeline.run_stage`, no planning) on the first --limit test faces with
 motion blur, x4 downscaling, the GFPGAN mix (fixed seed 7) and on the clean faces; prints PSNR /
-LPIPS (AlexNet) per damage, then the median dlib identity distance on the first
+LPIPS (AlexNet) per damage; then PSNR / LPIPS inside the mask of the harness's occlusions (seed
+7, the models given the mask) beside `cv2.inpaint`; then the median dlib identity distance on the first
 --identity-limit faces, damaged as the harness damages them (`evaluate.degrade`, seed 5).
 """
 
@@ -20,12 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_face import degradations  # noqa: E402
+from gan_face import baselines, degradations  # noqa: E402
 from gan_face.dataset import AlignedFaces  # noqa: E402
 from gan_face.evaluate import TEST_FACES, degrade  # noqa: E402
 from gan_face.generator import UNetGenerator  # noqa: E402
 from gan_face.imageops import batch_from_unit, batch_to_unit  # noqa: E402
-from gan_face.metrics import lpips, psnr  # noqa: E402
+from gan_face.metrics import lpips, masked_psnr, psnr  # noqa: E402
 from gan_face.pipeline import run_stage  # noqa: E402
 
 DAMAGES = {
@@ -36,9 +37,10 @@ DAMAGES = {
 }
 
 
-def restore(model, faces: torch.Tensor, batch: int = 48) -> torch.Tensor:
+def restore(model, faces: torch.Tensor, masks: torch.Tensor | None = None, batch: int = 48) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([run_stage(model, faces[i : i + batch]) for i in range(0, len(faces), batch)])
+        part = lambda t, i: None if t is None else t[i : i + batch]  # noqa: E731
+        return torch.cat([run_stage(model, faces[i : i + batch], part(masks, i)) for i in range(0, len(faces), batch)])
 
 
 def main() -> None:
@@ -62,6 +64,13 @@ def main() -> None:
             out = restore(model, lq)
             row.append(f"{name} {psnr(out, faces).mean():.2f}/{lpips(out, faces).mean():.3f}")
         print("PSNR/LPIPS " + " | ".join(row), flush=True)
+
+    d = degrade("occlusion", faces, 7)
+    lq, mask = d["lq"], d["mask"]
+    inpainted = batch_to_unit(np.stack([baselines.inpaint(x, m[0].numpy()) for x, m in zip(batch_from_unit(lq), mask)]))
+    scored = {"input": lq, "cv2.inpaint": inpainted, **{name: restore(m, lq, mask) for name, m in models.items()}}
+    row = [f"{name} {masked_psnr(out, faces, mask).mean():.2f}/{lpips(out, faces, mask=mask).mean():.3f}" for name, out in scored.items()]
+    print("in the mask, occlusion: " + " | ".join(row), flush=True)
 
     if args.identity_limit:
         from gan_face.identity import IdentityScorer
