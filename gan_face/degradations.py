@@ -153,22 +153,25 @@ def _rotated(xs, ys, cx, cy, angle):
     return c * dx + s * dy, -s * dx + c * dy
 
 
-def _ellipse(xs, ys, cx, cy, rx, ry, angle=0.0):
+# Each shape is measured as a squared "radius" per pixel: the pixel lies in the shape scaled by
+# s about its centre (or line) exactly when radius**2 <= s**2. An occluder's mask at scale s is
+# then one comparison, and the scale that covers a given area an order statistic (`occlusion_mask`).
+def _ellipse_radius2(xs, ys, cx, cy, rx, ry, angle=0.0):
     u, v = _rotated(xs, ys, cx, cy, angle)
-    return (u / max(rx, 1e-6)) ** 2 + (v / max(ry, 1e-6)) ** 2 <= 1
+    return (u / rx) ** 2 + (v / ry) ** 2
 
 
-def _rectangle(xs, ys, cx, cy, hw, hh, angle=0.0):
+def _box_radius2(xs, ys, cx, cy, hw, hh, angle=0.0):
     u, v = _rotated(xs, ys, cx, cy, angle)
-    return (u.abs() <= hw) & (v.abs() <= hh)
+    return torch.maximum((u / hw) ** 2, (v / hh) ** 2)
 
 
-def _capsule(xs, ys, p0, p1, radius):
-    """Thick line segment (a brush stroke)."""
+def _segment_distance2(xs, ys, p0, p1):
+    """Squared distance to a line segment (a brush stroke is the pixels within its radius)."""
     (x0, y0), (x1, y1) = p0, p1
     dx, dy = x1 - x0, y1 - y0
     t = (((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9)).clamp(0, 1)
-    return (xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2 <= radius**2
+    return (xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2
 
 
 def _shape_params(kind: str, generator: torch.Generator) -> dict:
@@ -191,33 +194,45 @@ def _shape_params(kind: str, generator: torch.Generator) -> dict:
     raise ValueError(f"occluder must be one of {OCCLUDERS}, got {kind!r}")
 
 
-def _shape_mask(kind: str, p: dict, s: float, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """Boolean (H,W) mask of one occluder at scale s (area grows monotonically with s)."""
+def _entry_scale(kind: str, p: dict, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Per pixel, the smallest scale s at which the occluder covers it (inf: never): its mask at
+    s is `entry <= s`. Every occluder but the hand grows by scaling about fixed centres or lines,
+    so a pixel once covered stays covered."""
     if kind == "rectangle":
-        return _rectangle(xs, ys, p["cx"], p["cy"], s * p["aspect"] ** 0.5, s / p["aspect"] ** 0.5, p["angle"])
-    if kind == "ellipse":
-        return _ellipse(xs, ys, p["cx"], p["cy"], s * p["aspect"] ** 0.5, s / p["aspect"] ** 0.5, p["angle"])
-    if kind == "strokes":
-        m = torch.zeros_like(xs, dtype=torch.bool)
-        for a, b in zip(p["points"][:-1], p["points"][1:]):
-            m |= _capsule(xs, ys, a, b, 0.25 * s)
-        return m
-    if kind == "sunglasses":
+        r2 = _box_radius2(xs, ys, p["cx"], p["cy"], p["aspect"] ** 0.5, p["aspect"] ** -0.5, p["angle"])
+    elif kind == "ellipse":
+        r2 = _ellipse_radius2(xs, ys, p["cx"], p["cy"], p["aspect"] ** 0.5, p["aspect"] ** -0.5, p["angle"])
+    elif kind == "strokes":  # brush radius 0.25 s
+        r2 = torch.stack([_segment_distance2(xs, ys, a, b) for a, b in zip(p["points"][:-1], p["points"][1:])]).amin(0) / 0.25**2
+    elif kind == "sunglasses":
         (lx, ly), (rx, ry) = TEMPLATE_EYES
         cy = (ly + ry) / 2 + p["dy"]
-        m = _ellipse(xs, ys, lx, cy - p["tilt"] * (rx - lx) / 2, 1.1 * s, 0.8 * s)
-        m |= _ellipse(xs, ys, rx, cy + p["tilt"] * (rx - lx) / 2, 1.1 * s, 0.8 * s)
-        return m | _rectangle(xs, ys, 0.5, cy, (rx - lx) / 2, 0.12 * s)  # the bridge
+        left = _ellipse_radius2(xs, ys, lx, cy - p["tilt"] * (rx - lx) / 2, 1.1, 0.8)
+        right = _ellipse_radius2(xs, ys, rx, cy + p["tilt"] * (rx - lx) / 2, 1.1, 0.8)
+        # the bridge: as wide as the eyes are apart at every scale, 0.24 s high
+        bridge = torch.where((xs - 0.5).abs() <= (rx - lx) / 2, ((ys - cy) / 0.12) ** 2, torch.inf)
+        r2 = torch.minimum(torch.minimum(left, right), bridge)
+    else:
+        raise ValueError(f"occluder must be one of {OCCLUDERS[:-1]} here, got {kind!r}")
+    return r2.sqrt()
+    raise ValueError(f"occluder must be one of {OCCLUDERS[:-1]} here, got {kind!r}")
+
+
+def _shape_mask(kind: str, p: dict, s: float, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Boolean (H,W) mask of one occluder at scale s (area grows monotonically with s)."""
+    if kind in OCCLUDERS and kind != "hand":
+        return _entry_scale(kind, p, xs, ys) <= s
     if kind == "hand":
-        # palm (ellipse) + four fingers and a thumb (capsules), rotated together
-        m = _ellipse(xs, ys, p["cx"], p["cy"], 0.9 * s, 1.0 * s, p["angle"])
+        # palm (ellipse) + four fingers and a thumb (strokes), rotated together; the fingers move
+        # outwards as s grows, so a pixel can leave a finger again: no entry scale
+        m = _ellipse_radius2(xs, ys, p["cx"], p["cy"], 0.9, 1.0, p["angle"]) <= s * s
         c, si = math.cos(p["angle"]), math.sin(p["angle"])
         for k, (fx, length) in enumerate(((-0.6, 1.5), (-0.2, 1.8), (0.2, 1.7), (0.6, 1.4), (1.0, 1.0))):
             tilt = -0.9 if k == 4 else 0.0  # the thumb points sideways
             bx, by = fx * s, -0.6 * s
             tx, ty = bx + length * s * math.sin(-tilt) * (1 if k < 4 else -1), by - length * s * math.cos(tilt)
             rot = lambda x, y: (p["cx"] + c * x - si * y, p["cy"] + si * x + c * y)  # noqa: E731
-            m |= _capsule(xs, ys, rot(bx, by), rot(tx, ty), 0.17 * s)
+            m |= _segment_distance2(xs, ys, rot(bx, by), rot(tx, ty)) <= (0.17 * s) ** 2
         return m
     raise ValueError(f"occluder must be one of {OCCLUDERS}, got {kind!r}")
 
@@ -226,7 +241,8 @@ def occlusion_mask(
     generator: torch.Generator, n: int, h: int, w: int, area: tuple[float, float] = (0.0, 0.4), kinds=OCCLUDERS
 ) -> torch.Tensor:
     """(n,1,h,w) masks, one random occluder each, covering a uniform random fraction of
-    the image in `area` (the occluder's scale is found by bisection on its area)."""
+    the image in `area`: the smallest scale that covers it (the order statistic of the pixels'
+    entry scales; for the hand, found by bisection on its area, up to scale 4)."""
     lo, hi = area
     if not 0 <= lo <= hi <= 1:
         raise ValueError(f"area must be 0 <= min <= max <= 1, got {area!r}")
@@ -238,16 +254,24 @@ def occlusion_mask(
         if target * h * w < 1:
             continue
         p = _shape_params(kind, generator)
-        a, b = 0.0, 4.0
-        for _ in range(30):  # bisection: area(s) is monotone in s
-            s = (a + b) / 2
-            if _shape_mask(kind, p, s, xs, ys).float().mean() < target:
-                a = s
-            else:
-                b = s
-        m = _shape_mask(kind, p, b, xs, ys)
-        if m.float().mean() > hi:  # a jump in area at one pixel: take the smaller side
-            m = _shape_mask(kind, p, a, xs, ys)
+        if kind != "hand":
+            entry = _entry_scale(kind, p, xs, ys)
+            k = math.ceil(target * h * w - 1e-9)  # pixels the target area needs
+            s = min(float(entry.flatten().kthvalue(k).values), 4.0)
+            m = entry <= s
+            if m.float().mean() > hi:  # a jump in area at one scale (symmetric pixels): take the smaller side
+                m = entry < s
+        else:
+            a, b = 0.0, 4.0
+            for _ in range(30):  # bisection: the hand's area grows with s (its pixels need not)
+                s = (a + b) / 2
+                if _shape_mask(kind, p, s, xs, ys).float().mean() < target:
+                    a = s
+                else:
+                    b = s
+            m = _shape_mask(kind, p, b, xs, ys)
+            if m.float().mean() > hi:  # a jump in area at one pixel: take the smaller side
+                m = _shape_mask(kind, p, a, xs, ys)
         masks[i, 0] = m.float()
     return masks
 

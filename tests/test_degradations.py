@@ -1,5 +1,7 @@
 """Each degradation does what it claims, on real faces from ../shared/data/faces/test/."""
 
+import math
+
 import pytest
 import torch
 
@@ -57,6 +59,24 @@ def test_occlusion_area_in_range_and_rest_untouched(faces128, kind, area):
     assert torch.equal(out[outside], faces128[outside])  # untouched outside the mask
     changed = (out - faces128).abs().sum(1, keepdim=True)[mask == 1] > 0
     assert changed.float().mean() > 0.9  # the occluder really paints over the face
+
+
+@pytest.mark.parametrize("kind", [k for k in D.OCCLUDERS if k != "hand"])
+def test_occluder_scale_is_the_smallest_that_covers_the_area(kind):
+    # the scale is read off the pixels' entry scales (an order statistic) instead of a 30-step
+    # bisection on the area (2-3x faster masks): both give the same masks
+    xs, ys = D._grid(128, 128)
+    for seed in range(8):
+        g = gen(seed)
+        p, target = D._shape_params(kind, g), float(torch.rand(1, generator=g)) * 0.4 + 0.01
+        a, b = 0.0, 4.0
+        for _ in range(30):
+            s = (a + b) / 2
+            a, b = (s, b) if D._shape_mask(kind, p, s, xs, ys).float().mean() < target else (a, s)
+        entry = D._entry_scale(kind, p, xs, ys)
+        found = entry <= float(entry.flatten().kthvalue(math.ceil(target * 128 * 128)).values)
+        assert found.float().mean() >= target
+        assert (found != D._shape_mask(kind, p, b, xs, ys)).sum() <= 1  # a pixel on the boundary, at most
 
 
 def test_occlusion_fills(faces128):
