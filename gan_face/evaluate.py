@@ -97,7 +97,10 @@ def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> torch.Te
         part = slice(k, k + batch)
         holes = None if mask is None else (mask[part] > 0.5).float()
         holed = [False] * len(faces[part]) if holes is None else [bool(h.max() > 0) for h in holes]
-        plans = [plan(assess(f, 128.0), h, set(models)) for f, h in zip(faces[part], holed)]
+        seen = faces[part]
+        if holes is not None:  # as the pipeline does: a face with holes is assessed with them inpainted
+            seen = [baselines.inpaint(f, h[0].numpy()) if any_hole else f for f, h, any_hole in zip(seen, holes, holed)]
+        plans = [plan(assess(f, 128.0), h, set(models)) for f, h in zip(seen, holed)]
         outs.append(run_models(models, lq[part], holes, plans))
     return torch.cat(outs)
 

@@ -262,8 +262,11 @@ class FaceRestorer:
             ("hires", self.hires, use_generator),
         ) if model is not None and on}
         assessments = []
-        for face, crop, matrix in zip(faces, crops, matrices):
+        for face, crop, matrix, hole in zip(faces, crops, matrices, holes):
             face_px = self.crop_size / matrix_scale(matrix)
+            if hole is not None:  # paint would skew the measures: a face with holes is assessed with them inpainted (Telea), at 128 px
+                assessments.append(assess(baselines.inpaint(crop, hole > 0.5), face_px))
+                continue
             where = None
             if face_px > DETAIL_MAX_PX and "hires" in have:  # measured where its damage shows
                 where = (align(image, face.landmarks, LARGE_DETAIL_PX)[0], align(image, face.landmarks, min(round(face_px), LARGE_NOISE_PX))[0])
@@ -438,7 +441,9 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     assessment found and which stages `have` models. The pipeline and the 128 px harness both
     call this, then `run_models`.
 
-    - a face with painted holes: the inpainting generator (else the generator);
+    - a face with painted holes: the inpainting generator, then the generator if its light looks
+      wrong (the inpainting model was trained on holes alone); without an inpainting model the
+      generator, which fills and relights;
     - a face whose detail is damaged (blurred, noisy or small) and whose light looks right (not
       dark, bright or uneven): the detail model alone, on the face as it came (it was trained
       on raw damaged faces). On 48 test faces it gains 1.0-1.2 dB over the generator on motion
@@ -452,9 +457,11 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     - every other face: the generator, after DeblurGAN-v2 when blurred (the light measures
       miss milder uneven lighting that the generator does correct; where the detail is intact
       only its lighting is kept: FaceRestorer's step 5)."""
-    if hole:
-        return ["inpaint"] if "inpaint" in have else ["generator"] if "generator" in have else []
     lit_wrong = assessment.dark or assessment.bright or assessment.uneven
+    if hole and "inpaint" in have:
+        return ["inpaint", "generator"] if lit_wrong and "generator" in have else ["inpaint"]
+    if hole:
+        return ["generator"] if "generator" in have else []
     if assessment.needs_detail and not lit_wrong and "detail" in have:
         return ["detail"]
     if assessment.needs_hires and not lit_wrong and "hires" in have:
@@ -469,13 +476,16 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
 def run_models(models: dict, faces: torch.Tensor, masks: torch.Tensor | None, plans: list[list[str]], lap=None) -> torch.Tensor:
     """Each face's planned stages (`plan`) on (N,3,128,128) aligned faces in [0,1], stage by
     stage in the order of STAGES, each a batch of the faces planned for it (`run_stage`).
-    models: stage name -> model; masks: (N,1,128,128) binary holes, or None. `lap(stage)` is
-    called after each stage."""
+    models: stage name -> model; masks: (N,1,128,128) binary holes, or None: given to the stage
+    that fills a face's holes (the first of "inpaint" and "generator" in its plan); the stages
+    after it see the filled face. `lap(stage)` is called after each stage."""
     out = faces.clone()
+    fillers = [next((s for s in ("inpaint", "generator") if s in p), None) for p in plans]
     for stage in STAGES:
         rows = [i for i, p in enumerate(plans) if stage in p]
         if rows:
-            out[rows] = run_stage(models[stage], out[rows], None if masks is None else masks[rows])
+            holes = None if masks is None else masks[rows] * torch.tensor([float(fillers[i] == stage) for i in rows]).view(-1, 1, 1, 1)
+            out[rows] = run_stage(models[stage], out[rows], holes)
         if lap is not None:
             lap(stage)
     return out

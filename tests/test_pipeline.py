@@ -250,6 +250,45 @@ def test_faces_with_holes_go_to_the_inpainting_generator(restorer, astronaut):
     assert not np.array_equal(holed.image[90:130, 190:260], alone.image[90:130, 190:260])
 
 
+def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
+    # the inpainting model is trained on holes alone: a face lit wrong is relit by the generator
+    # after the fill, which sees the filled face (no hole); the light is judged with the paint
+    # inpainted, so a bright magenta stroke does not hide a dark face
+    from gan_face import photo_damage, pipeline
+
+    clean = portrait()
+    face = shipped.detector(clean)[0]
+    dark = photo_damage.lighting(clean, "low light")
+    x0, y0, x1, y1 = face.box.astype(int)
+    mask = np.zeros(clean.shape[:2], bool)
+    mask[(y0 + y1) // 2 : (y0 + y1) // 2 + 40, x0 + 40 : x1 - 40] = True
+    painted = dark.copy()
+    painted[mask] = [255, 0, 255]
+    result = shipped(painted, upscale=1, mask=mask, faces=[face])
+    assert result.faces[0].stages == ["inpaint", "generator", "hole filled"]
+    assert "dark" in result.faces[0].assessment.findings
+    region = (slice(y0, y1), slice(x0, x1))
+    assert result.image[region].mean() > 2 * dark[region].mean()
+
+    # run_models hands the holes to the stage that fills them only
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x, mask=None):
+            seen[self.name] = mask
+            return x
+
+    masks = torch.ones(2, 1, 128, 128)
+    plans = [["inpaint", "generator"], ["generator"]]
+    pipeline.run_models({"inpaint": Spy("inpaint"), "generator": Spy("generator")}, torch.rand(2, 3, 128, 128), masks, plans)
+    assert seen["inpaint"].sum() == 128 * 128  # face 0's holes, to the inpainting model
+    assert seen["generator"][0].sum() == 0 and seen["generator"][1].sum() == 128 * 128  # face 1 has no inpainting model in its plan
+
+
 def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, astronaut):
     import cv2
 
