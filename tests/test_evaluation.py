@@ -116,6 +116,23 @@ def test_shipped_models_restore_a_degraded_test_face(test_faces, name, cls):
     assert psnr(restored, clean).mean() > psnr(degraded, clean).mean() + 0.5
 
 
+def test_shipped_inpainting_model_fills_holes_better_than_opencv(test_faces):
+    # inside the holes, on real test faces with the harness's occluders (fixed seed): the
+    # all-kinds model the inpainting model was fine-tuned from gained 2.0 dB here, it 3.2
+    from gan_face import baselines
+    from gan_face.imageops import batch_from_unit, batch_to_unit
+    from gan_face.metrics import masked_psnr
+    from gan_face.pipeline import run_stage
+
+    model = UNetGenerator.from_pretrained(PRETRAINED / "gan-face-inpaint", strict=True)
+    clean = test_faces.images.permute(0, 3, 1, 2).float() / 255
+    holed, mask = degradations.occlude(clean, torch.Generator().manual_seed(7), area=(0.1, 0.3))
+    opencv = batch_to_unit(np.stack([baselines.inpaint(x, m[0].numpy()) for x, m in zip(batch_from_unit(holed), mask)]))
+    with torch.no_grad():
+        ours = run_stage(model, holed, mask)
+    assert masked_psnr(ours, clean, mask).mean() > masked_psnr(opencv, clean, mask).mean() + 2.5
+
+
 def test_real_resolution_harness_runs_end_to_end(tmp_path):
     out = tmp_path / "portraits"
     result = subprocess.run(
