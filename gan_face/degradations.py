@@ -215,7 +215,6 @@ def _entry_scale(kind: str, p: dict, xs: torch.Tensor, ys: torch.Tensor) -> torc
     else:
         raise ValueError(f"occluder must be one of {OCCLUDERS[:-1]} here, got {kind!r}")
     return r2.sqrt()
-    raise ValueError(f"occluder must be one of {OCCLUDERS[:-1]} here, got {kind!r}")
 
 
 def _shape_mask(kind: str, p: dict, s: float, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

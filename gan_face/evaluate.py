@@ -35,7 +35,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import lpips, masked_psnr, psnr, ssim
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_models
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_models, unpainted
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
 
@@ -97,9 +97,9 @@ def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> torch.Te
         part = slice(k, k + batch)
         holes = None if mask is None else (mask[part] > 0.5).float()
         holed = [False] * len(faces[part]) if holes is None else [bool(h.max() > 0) for h in holes]
-        seen = faces[part]
-        if holes is not None:  # as the pipeline does: a face with holes is assessed with them inpainted
-            seen = [baselines.inpaint(f, h[0].numpy()) if any_hole else f for f, h, any_hole in zip(seen, holes, holed)]
+        seen = faces[part]  # as the pipeline assesses them: with their holes inpainted
+        if holes is not None:
+            seen = [unpainted(f, h[0].numpy() if any_hole else None) for f, h, any_hole in zip(seen, holes, holed)]
         plans = [plan(assess(f, 128.0), h, set(models)) for f, h in zip(seen, holed)]
         outs.append(run_models(models, lq[part], holes, plans))
     return torch.cat(outs)

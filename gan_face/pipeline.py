@@ -264,8 +264,8 @@ class FaceRestorer:
         assessments = []
         for face, crop, matrix, hole in zip(faces, crops, matrices, holes):
             face_px = self.crop_size / matrix_scale(matrix)
-            if hole is not None:  # paint would skew the measures: a face with holes is assessed with them inpainted (Telea), at 128 px
-                assessments.append(assess(baselines.inpaint(crop, hole > 0.5), face_px))
+            if hole is not None:  # assessed at 128 px with its holes inpainted
+                assessments.append(assess(unpainted(crop, hole), face_px))
                 continue
             where = None
             if face_px > DETAIL_MAX_PX and "hires" in have:  # measured where its damage shows
@@ -363,6 +363,12 @@ class FaceRestorer:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
         return Restoration(image=out, faces=results, timings=timings, notes=self.notes + notes)
+
+
+def unpainted(crop: np.ndarray, hole: np.ndarray | None) -> np.ndarray:
+    """The crop a face is assessed on: with its holes (soft, (n,n)) inpainted (OpenCV Telea), so
+    paint neither hides a dark face nor reads as damage. The pipeline and the harness both use it."""
+    return crop if hole is None else baselines.inpaint(crop, hole > 0.5)
 
 
 def hwc(t: torch.Tensor) -> np.ndarray:
