@@ -5,7 +5,9 @@
 Prints images/s and peak RSS of training steps at 128 px, batch 16 (as `python -m train`
 runs them: the PSNR phase, G alone, and the GAN phase, G + D with the gradient penalty at its
 configured interval; each in float32 and in bf16 autocast), the
-FLOPs per image of G and D, and the generator's inference time per face at 128 and 256 px.
+FLOPs per image of G and D, the generator's inference time per face at 128 and 256 px, and the
+time to draw one occlusion mask at 128 px per occluder (`degradations.occlusion_mask`, one of the
+per-image costs of the degradations).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_face import UNetGenerator  # noqa: E402
+from gan_face import UNetGenerator, degradations  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.models import build_discriminator, build_generator  # noqa: E402
 from train.trainer import Trainer  # noqa: E402
@@ -85,6 +87,13 @@ def main() -> None:
                     g(x)
                     runs.append(time.perf_counter() - t)
             print(f"generator inference {size} px: {1000 * statistics.median(runs):.1f} ms/face (median of 20)")
+
+    times = {}
+    for kind in degradations.OCCLUDERS:  # 32 masks each, fixed seed
+        t = time.perf_counter()
+        degradations.occlusion_mask(torch.Generator().manual_seed(11), 32, 128, 128, kinds=(kind,))
+        times[kind] = 1000 * (time.perf_counter() - t) / 32
+    print(f"occlusion mask at 128 px, {args.threads} threads: " + ", ".join(f"{k} {v:.1f} ms" for k, v in times.items()) + f" (mean {statistics.mean(times.values()):.1f} ms)")
 
 
 if __name__ == "__main__":
