@@ -448,8 +448,8 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     call this, then `run_models`.
 
     - a face with painted holes: the inpainting generator, then the generator if its light looks
-      wrong (the inpainting model was trained on holes alone); without an inpainting model the
-      generator, which fills and relights;
+      wrong, else the detail model if its detail is damaged (the inpainting model was trained on
+      holes alone); without an inpainting model the generator, which fills and relights;
     - a face whose detail is damaged (blurred, noisy or small) and whose light looks right (not
       dark, bright or uneven): the detail model alone, on the face as it came (it was trained
       on raw damaged faces). On 48 test faces it gains 1.0-1.2 dB over the generator on motion
@@ -465,7 +465,9 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
       only its lighting is kept: FaceRestorer's step 5)."""
     lit_wrong = assessment.dark or assessment.bright or assessment.uneven
     if hole and "inpaint" in have:
-        return ["inpaint", "generator"] if lit_wrong and "generator" in have else ["inpaint"]
+        if lit_wrong and "generator" in have:
+            return ["inpaint", "generator"]
+        return ["inpaint", "detail"] if assessment.needs_detail and "detail" in have else ["inpaint"]
     if hole:
         return ["generator"] if "generator" in have else []
     if assessment.needs_detail and not lit_wrong and "detail" in have:

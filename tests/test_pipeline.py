@@ -277,6 +277,25 @@ def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
     assert seen["generator"][0].sum() == 0 and seen["generator"][1].sum() == 128 * 128  # face 1 has no inpainting model in its plan
 
 
+def test_plan_for_faces_with_holes():
+    from gan_face import pipeline
+    from gan_face.assess import Assessment
+
+    ALL = {"deblur", "inpaint", "generator", "detail", "hires"}
+    sharp = Assessment(detail=1.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
+    blurred = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
+    dark_blurred = Assessment(detail=0.0, noise=1.0, brightness=0.05, unevenness=0.0, face_px=128)
+    large_blurred = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=1000)
+    assert blurred.needs_detail and not sharp.needs_detail and dark_blurred.dark and not large_blurred.needs_detail
+    assert pipeline.plan(sharp, True, ALL) == ["inpaint"]
+    assert pipeline.plan(blurred, True, ALL) == ["inpaint", "detail"]  # filled, then its detail restored
+    assert pipeline.plan(dark_blurred, True, ALL) == ["inpaint", "generator"]  # the generator relights and restores
+    assert pipeline.plan(large_blurred, True, ALL) == ["inpaint"]  # the 128 px detail model cannot help a large face
+    assert pipeline.plan(blurred, True, ALL - {"detail"}) == ["inpaint"]
+    assert pipeline.plan(blurred, True, ALL - {"inpaint"}) == ["generator"]
+    assert pipeline.plan(blurred, False, ALL) == ["detail"]
+
+
 def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, astronaut):
     import cv2
 
