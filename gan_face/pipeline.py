@@ -9,8 +9,9 @@
           -> 4. upscale the photo (Lanczos, or Real-ESRGAN)
           -> 5. paste back the correction, not the 128 px face (`gan_face.transfer`): the
                 lighting gain spread past the face, the residual added at the face's own
-                resolution, painted holes filled and matched to the photo around them
-                (outside the crops: inpainted)
+                resolution, painted holes filled and matched to the photo around them,
+                their fine detail mirrored from the face's other half (outside the
+                crops: inpainted)
 """
 
 from __future__ import annotations
@@ -354,6 +355,11 @@ class FaceRestorer:
                 for k, i in enumerate(worked)
             ]
         out = transfer.paste(background, corrections, scale, painted) if corrections else background
+        # a hole's detail finer than the models' 128 px, from the other half of the face (on 24
+        # occluded portraits, full size: face LPIPS 0.265 -> 0.225, dlib distance 0.564 -> 0.542)
+        for i in worked:
+            if holes[i] is not None:
+                out = transfer.mirror_detail(out, background, painted, matrices[i], scale, transfer.symmetry(faces[i].landmarks, matrices[i]))
         lap("paste back")
         timings["total"] = sum(timings.values())
         results = []

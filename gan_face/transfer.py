@@ -205,6 +205,63 @@ def _rows(box, top: int, bottom: int):
     return x0, y0, x1, y1, to_box - [[0, 0, 0], [0, 0, shift]]
 
 
+MIRROR_SIGMA = 2.0  # crop px (at 128): the band finer than this in a hole comes from the face's other half
+
+
+# How far the nose sits from the eyes' midpoint in the 128 px crop, a cue for a turned head: the 48
+# frontal portraits are all within 2.2 px; CelebA's 3/4 views reach 10-12
+FRONTAL_NOSE_PX = 3.0
+TURNED_NOSE_PX = 8.0
+
+
+def symmetry(landmarks: np.ndarray, matrix: np.ndarray) -> float:
+    """1 for a frontal face, falling to 0 for a turned one, whose mirror image is not the
+    other half of the face: from the 5 landmarks (eyes, nose, mouth corners) in the crop."""
+    p = np.c_[landmarks, np.ones(len(landmarks))] @ np.asarray(matrix, np.float64).T
+    offset = abs(p[2, 0] - (p[0, 0] + p[1, 0]) / 2)
+    return float(np.clip((TURNED_NOSE_PX - offset) / (TURNED_NOSE_PX - FRONTAL_NOSE_PX), 0, 1))
+
+
+def mirror_detail(
+    image: np.ndarray, source: np.ndarray, painted: np.ndarray, matrix: np.ndarray, scale: float, strength: float = 1.0, sigma: float = MIRROR_SIGMA
+) -> np.ndarray:
+    """The (H,W,3) uint8 photo at output size with the detail of one face's painted pixels
+    (`painted`, (H,W) float from `photo_hole`) taken from the other half of the face: the band
+    finer than `sigma` crop px of `source` (the photo before paste-back), mirrored about the
+    aligned face's vertical axis, replaces that band of the fill where the mirrored pixels are
+    not painted themselves. The models' fill is 128 px worth of detail however large the face;
+    a face is nearly symmetric, so its other half is the best clue for the rest (as the
+    `mirror` stem of the inpainting model uses it at 128 px). Multiplicative (a log-domain
+    band), so a differently lit other half lends its texture, not its light. `strength`
+    (`symmetry`) fades it out on turned faces."""
+    box = landing_box(matrix, SIZE, image.shape, scale)
+    if box is None or strength <= 0:
+        return image
+    x0, y0, x1, y1, to_box = box
+    hole = painted[y0:y1, x0:x1]
+    if hole.max() <= 0:
+        return image
+    size = (x1 - x0, y1 - y0)
+    a = np.vstack([to_box, [0, 0, 1]])  # crop -> box
+    flip = np.array([[-1.0, 0, SIZE], [0, 1, 0], [0, 0, 1]])  # the FFHQ template's axis: x = 64.0-64.3 px of 128
+    mirror = (a @ flip @ np.linalg.inv(a))[:2]  # a box pixel -> its mirror image in the box
+    s = sigma * scale / matrix_scale(matrix)  # in output px
+
+    def band(region: np.ndarray) -> np.ndarray:
+        log = np.log1p(region.astype(np.float32))
+        return log - cv2.GaussianBlur(log, (0, 0), s)
+
+    mirrored = cv2.warpAffine(band(source[y0:y1, x0:x1]), mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    # the mirrored pixel painted, or near enough for its band to see the paint's edge: nothing to copy there
+    seen = cv2.warpAffine(hole, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    seen = cv2.GaussianBlur(np.minimum(1.0, 4 * seen), (0, 0), 2 * s)
+    weight = (strength * hole * np.clip(1 - 4 * seen, 0, 1))[..., None]
+    region = image[y0:y1, x0:x1]
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.clip(np.expm1(np.log1p(region.astype(np.float32)) + weight * (mirrored - band(region))) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
 def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float) -> np.ndarray:
     """A painted (H,W) photo mask -> (H',W') float mask at the output `shape`: the whole stroke,
     its anti-aliased edge and JPEG ringing included (dilated 4 px of the photo), with a soft edge outside.

@@ -141,3 +141,52 @@ def test_seamless_fill_removes_the_colour_step_and_keeps_the_fills_structure():
     assert np.abs((out - photo - pattern)[inside]).mean() < 5
     assert np.array_equal(out[~hole], fill[~hole])  # only the hole changes
     assert np.array_equal(transfer.seamless_fill(fill, photo, np.zeros_like(hole)), fill)
+
+
+def test_mirror_detail_lends_a_hole_the_texture_of_the_faces_other_half():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    half = cv2.GaussianBlur(rng.uniform(60, 200, (256, 129, 3)).astype(np.float32), (0, 0), 1.5)
+    clean = np.concatenate([half, half[:, 127:0:-1]], 1)  # a 256 px "face" symmetric about x = 128, as the template's axis
+    matrix = np.array([[0.5, 0, 0], [0, 0.5, 0]])  # photo -> its 128 px aligned crop
+    painted = np.zeros((256, 256), np.float32)
+    painted[80:150, 30:100] = 1  # a hole on the left half only
+    source = clean.copy()
+    source[painted > 0] = (255, 0, 255)  # the paint, as the photo has it before paste-back
+    soft = np.where(painted[..., None] > 0, cv2.GaussianBlur(clean, (0, 0), 6), clean)  # a fill with no fine detail
+    soft = np.clip(soft + 0.5, 0, 255).astype(np.uint8)
+    out = transfer.mirror_detail(soft, np.clip(source, 0, 255).astype(np.uint8), painted, matrix, 1.0)
+
+    def band(x):
+        log = np.log1p(x.astype(np.float32))
+        return log - cv2.GaussianBlur(log, (0, 0), 2 * transfer.MIRROR_SIGMA)
+
+    inner = (slice(90, 140), slice(40, 90))  # inside the hole, clear of its edge
+    truth, before, after = band(clean)[inner].ravel(), band(soft)[inner].ravel(), band(out)[inner].ravel()
+    assert np.std(before) < 0.3 * np.std(truth)  # the fill was smooth
+    assert np.corrcoef(after, truth)[0, 1] > 0.9  # now it has the other half's texture, in place
+    assert 0.7 < np.std(after) / np.std(truth) < 1.3
+    assert np.array_equal(out[painted == 0], soft[painted == 0])  # nothing outside the hole changes
+
+    both = painted.copy()
+    both[80:150, 156:226] = 1  # the mirror image painted too: nothing to borrow
+    out = transfer.mirror_detail(soft, np.clip(source, 0, 255).astype(np.uint8), both, matrix, 1.0)
+    assert np.abs(out[inner].astype(int) - soft[inner]).max() <= 1
+
+
+def test_symmetry_fades_the_mirror_out_on_turned_faces():
+    from gan_face.face import template
+
+    matrix = np.array([[1.0, 0, 0], [0, 1.0, 0]])  # the landmarks are already in the crop
+    frontal = template(transfer.SIZE)
+    assert transfer.symmetry(frontal, matrix) == 1.0
+    turned = frontal.copy()
+    turned[2, 0] += 10  # the nose 10 px off the eyes' midpoint: a 3/4 view
+    assert transfer.symmetry(turned, matrix) == 0.0
+    soft = np.full((128, 128, 3), 120, np.uint8)
+    painted = np.zeros((128, 128), np.float32)
+    painted[40:60, 20:50] = 1
+    source = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    assert np.array_equal(transfer.mirror_detail(soft, source, painted, matrix, 1.0, strength=0.0), soft)
+    assert not np.array_equal(transfer.mirror_detail(soft, source, painted, matrix, 1.0, strength=1.0), soft)
