@@ -402,3 +402,11 @@ def test_patch_refuses_what_judges_whole_faces(tmp_path):
         Trainer(tiny(tmp_path, patch=32))  # gan defaults to true
     with pytest.raises(ValueError, match="--patch must be"):
         Trainer(tiny(tmp_path, gan=False, patch=40))
+
+
+def test_cpu_has_bf16_reads_the_cpus_flags():
+    from train.trainer import cpu_has_bf16
+
+    assert cpu_has_bf16("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_bf16("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert not cpu_has_bf16("flags\t\t: fpu avx512f avx512bw avx512_vnni\n")  # AVX-512 alone emulates bf16

@@ -37,6 +37,19 @@ from train.runlog import VAL_KINDS, RunLog
 log = logging.getLogger(__name__)
 
 
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (the avx512_bf16 or amx_bf16 flag of
+    /proc/cpuinfo). Without it oneDNN emulates bf16 convolutions: on a 2-core AVX-512 VM without
+    the flag, a generator step at batch 16 took 870 ms with bf16 autocast against 411 ms in float32."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no way to tell, assume the user knows
+            return True
+    flags = set(cpuinfo.split())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def training_inputs(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
     """Clean (B,3,H,W) in [0,1] -> (lq, mask) as the model of `cfg` is trained on; `kind`:
     one of degradations.TRAINING_KINDS only, or None for clean inputs (validation curves)."""
@@ -103,6 +116,8 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=betas)
         self.sched_g = get_scheduler(cfg.lr_schedule, self.opt_g, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
         self.sched_d = get_scheduler(cfg.lr_schedule, self.opt_d, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
+        if cfg.bf16 and self.accelerator.device.type == "cpu" and not cpu_has_bf16():
+            log.warning("--bf16 true on a CPU without AVX-512 BF16 or AMX: oneDNN emulates bf16, about 2x slower than float32 here")
         if cfg.bf16:  # channels-last: the layout oneDNN's bf16 convolutions are fastest in
             self.g.to(memory_format=torch.channels_last)
             self.d.to(memory_format=torch.channels_last)
