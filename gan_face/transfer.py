@@ -206,8 +206,6 @@ def _rows(box, top: int, bottom: int):
 
 
 MIRROR_SIGMA = 2.0  # crop px (at 128): the band finer than this in a hole comes from the face's other half
-
-
 # How far the nose sits from the eyes' midpoint in the 128 px crop, a cue for a turned head: the 48
 # frontal portraits are all within 2.2 px; CelebA's 3/4 views reach 10-12
 FRONTAL_NOSE_PX = 3.0
@@ -247,18 +245,18 @@ def mirror_detail(
     mirror = (a @ flip @ np.linalg.inv(a))[:2]  # a box pixel -> its mirror image in the box
     s = sigma * scale / matrix_scale(matrix)  # in output px
 
-    def band(region: np.ndarray) -> np.ndarray:
-        log = np.log1p(region.astype(np.float32))
+    def band(log: np.ndarray) -> np.ndarray:
         return log - cv2.GaussianBlur(log, (0, 0), s)
 
-    mirrored = cv2.warpAffine(band(source[y0:y1, x0:x1]), mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    source_log = np.log1p(source[y0:y1, x0:x1].astype(np.float32))
+    mirrored = cv2.warpAffine(band(source_log), mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     # the mirrored pixel painted, or near enough for its band to see the paint's edge: nothing to copy there
     seen = cv2.warpAffine(hole, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     seen = cv2.GaussianBlur(np.minimum(1.0, 4 * seen), (0, 0), 2 * s)
     weight = (strength * hole * np.clip(1 - 4 * seen, 0, 1))[..., None]
-    region = image[y0:y1, x0:x1]
+    log = np.log1p(image[y0:y1, x0:x1].astype(np.float32))
     out = image.copy()
-    out[y0:y1, x0:x1] = np.clip(np.expm1(np.log1p(region.astype(np.float32)) + weight * (mirrored - band(region))) + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.clip(np.expm1(log + weight * (mirrored - band(log))) + 0.5, 0, 255).astype(np.uint8)
     return out
 
 
