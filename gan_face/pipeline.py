@@ -437,9 +437,9 @@ def face_view(image: np.ndarray, matrix: np.ndarray, scale: float, crop: int, la
 
 def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarray], scale: float) -> tuple[np.ndarray, int]:
     """Inpaint (OpenCV Telea) the painted pixels of `image` (the photo at output size; `painted`
-    (H,W) bool, from `transfer.photo_hole`) that no face crop fully covers: a painted or
-    synthetic occluder must not stay in the photo where the generator's fill does not reach.
-    Returns (image, pixels inpainted)."""
+    (H,W) bool, from `transfer.photo_hole`) when some of them no face crop fully covers: a
+    painted or synthetic occluder must not stay in the photo where the generator's fill does
+    not reach. Returns (image, painted pixels no crop fully covers)."""
     h, w = image.shape[:2]
     covered = np.zeros((h, w), np.float32)
     for matrix in matrices:
@@ -451,7 +451,10 @@ def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarr
     left = painted & (covered < 0.999)
     if not left.any():
         return image, 0
-    bgr = cv2.inpaint(np.ascontiguousarray(image[:, :, ::-1]), left.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    # the whole stroke, not only its uncovered part: inpainting that part alone draws its colour
+    # from the paint next to it, which the crop's fading feather then lets through (a strip of
+    # the occluder's colour under the chin: canada_045f and canada_053f of the occluded portraits)
+    bgr = cv2.inpaint(np.ascontiguousarray(image[:, :, ::-1]), painted.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
     return np.ascontiguousarray(bgr[:, :, ::-1]), int(left.sum())
 
 

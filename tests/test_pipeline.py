@@ -174,6 +174,23 @@ def test_a_painted_mask_leaves_no_magenta(shipped):
     assert "hole filled" in result.faces[0].stages
 
 
+def test_an_occluder_past_the_crops_edge_leaves_none_of_its_colour(shipped):
+    clean = portrait("canada_053f.jpg")
+    face = shipped.detector(clean)[0]
+    x0, y0, x1, y1 = face.box.astype(int)
+    # an orange block from the mouth down over the chin and neck, through the crop's fading edge
+    mask = np.zeros(clean.shape[:2], bool)
+    mask[(y0 + 2 * y1) // 3 : y1 + (y1 - y0) // 2, (3 * x0 + x1) // 4 : (x0 + 3 * x1) // 4] = True
+    painted = clean.copy()
+    painted[mask] = (250, 150, 20)
+    result = shipped(painted, mask=mask, upscale=1)
+    assert any("inpainting" in n for n in result.notes)  # the block does run out past the crop
+    orange = np.abs(result.image.astype(int) - np.array([250, 150, 20])).max(2) < 50
+    # before: the part the crop's feather only half covers was inpainted from the paint beside
+    # it, and a strip of orange stayed under the chin
+    assert orange[mask].sum() == 0
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_filled_hole_meets_the_face_without_a_rim_or_a_colour_step(shipped, seed):
     import cv2
