@@ -210,6 +210,12 @@ MIRROR_SIGMA = 2.0  # crop px (at 128): the band finer than this in a hole comes
 # frontal portraits are all within 2.2 px; CelebA's 3/4 views reach 10-12
 FRONTAL_NOSE_PX = 3.0
 TURNED_NOSE_PX = 8.0
+# The mirror image must be the same stuff as the fill: where their colours, smoothed over
+# MATCH_SIGMA crop px, differ by more than MATCH_LOG (natural log, per channel) its detail fades
+# out, gone at twice that (hair or an earring mirrored onto a cheek). On 24 occluded portraits
+# face LPIPS 0.2253 -> 0.2255, dlib distance 0.524 -> 0.525; 0.25 lost stubble (LPIPS 0.2274)
+MATCH_SIGMA = 4.0
+MATCH_LOG = 0.4
 
 
 def symmetry(landmarks: np.ndarray, matrix: np.ndarray) -> float:
@@ -253,8 +259,11 @@ def mirror_detail(
     # the mirrored pixel painted, or near enough for its band to see the paint's edge: nothing to copy there
     seen = cv2.warpAffine(hole, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     seen = cv2.GaussianBlur(np.minimum(1.0, 4 * seen), (0, 0), 2 * s)
-    weight = (strength * hole * np.clip(1 - 4 * seen, 0, 1))[..., None]
     log = np.log1p(image[y0:y1, x0:x1].astype(np.float32))
+    smooth = cv2.GaussianBlur(log, (0, 0), MATCH_SIGMA * scale / matrix_scale(matrix))  # the output's: as relit
+    apart = np.abs(smooth - cv2.warpAffine(smooth, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)).max(2)
+    alike = np.clip(2 - apart / MATCH_LOG, 0, 1)
+    weight = (strength * hole * np.clip(1 - 4 * seen, 0, 1) * alike)[..., None]
     out = image.copy()
     out[y0:y1, x0:x1] = np.clip(np.expm1(log + weight * (mirrored - band(log))) + 0.5, 0, 255).astype(np.uint8)
     return out

@@ -174,6 +174,12 @@ def test_mirror_detail_lends_a_hole_the_texture_of_the_faces_other_half():
     out = transfer.mirror_detail(soft, np.clip(source, 0, 255).astype(np.uint8), both, matrix, 1.0)
     assert np.abs(out[inner].astype(int) - soft[inner]).max() <= 1
 
+    # the mirror image is other stuff (dark hair beside a skin-coloured fill): nothing to borrow
+    dark = np.ones((256, 256, 1), np.float32)
+    dark[70:160, 146:236] = 0.3
+    out = transfer.mirror_detail(np.clip(soft * dark + 0.5, 0, 255).astype(np.uint8), np.clip(source * dark, 0, 255).astype(np.uint8), painted, matrix, 1.0)
+    assert np.abs(out[inner].astype(int) - soft[inner]).max() <= 1
+
 
 def test_symmetry_fades_the_mirror_out_on_turned_faces():
     from gan_face.face import template
