@@ -92,7 +92,7 @@ def load_model(cls, source, name: str, default: Path):
         raise ValueError(f"the {name} folder {text} does not exist")
     try:
         return cls.from_pretrained(str(Path(text).expanduser()) if looks_local else text, strict=True)
-    except Exception as e:  # noqa: BLE001 - hub, json and safetensors errors
+    except Exception as e:
         raise ValueError(f"could not load the {name} from {source}: {e}") from e
 
 
@@ -149,7 +149,7 @@ class FaceRestorer:
         inpaint: str | Path | None = DEFAULT_INPAINT,
         detail: str | Path | None = DEFAULT_DETAIL,
         hires: str | Path | None = DEFAULT_HIRES,
-    ) -> "FaceRestorer":
+    ) -> FaceRestorer:
         """Load every stage: the models from local folders or Hub repo ids, the detector and
         Real-ESRGAN from the weights folder (or their checked downloads if `download`)."""
         notes = []

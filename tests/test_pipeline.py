@@ -402,7 +402,7 @@ def test_sharpening_a_large_blurred_face_brings_its_fine_detail_closer_to_the_sh
     blurred = photo_damage.motion_blur(clean, 5)
     sharpened = sharpen_faces(blurred, [alignment_matrix(face.landmarks, transfer.SIZE)], 1.0)
     x0, y0, x1, y1 = face.box.astype(int)
-    score = lambda im: lpips(to_unit(im[y0:y1, x0:x1]), to_unit(clean[y0:y1, x0:x1])).item()  # noqa: E731
+    score = lambda im: lpips(to_unit(im[y0:y1, x0:x1]), to_unit(clean[y0:y1, x0:x1])).item()
     assert score(sharpened) < 0.93 * score(blurred)
     far = np.zeros(clean.shape[:2], bool)
     far[:, : max(1, x0 - 400)] = True  # outside the crop the photo is untouched
@@ -418,6 +418,6 @@ def test_a_large_noisy_face_is_denoised_at_its_own_resolution_first(with_hires):
     face = result.faces[0]
     assert "noisy" in face.assessment.findings and face.stages == ["denoise", "hires"]
     x0, y0, x1, y1 = face.box.astype(int)
-    gray = lambda im: im[y0:y1, x0:x1].mean(2).astype(np.float32)  # noqa: E731
+    gray = lambda im: im[y0:y1, x0:x1].mean(2).astype(np.float32)
     # the noise is measured where it is, at the photo's resolution (a 128 px crop averages it away)
     assert _noise(gray(noisy)) > 5 and _noise(gray(result.image)) < 0.5 * _noise(gray(noisy))

@@ -27,7 +27,7 @@ def correct(image, face, restored_fn, band=256, size=transfer.SIZE):
     """The pipeline's step 5 for one face whose `size` px crop the 'model' maps by restored_fn."""
     source, matrix = crop_tensor(image, face, size)
     log_gain, residual = transfer.split(restored_fn(source), source)
-    hwc = lambda t: t[0].permute(1, 2, 0).numpy()  # noqa: E731
+    hwc = lambda t: t[0].permute(1, 2, 0).numpy()
     correction = transfer.Correction(matrix, hwc(log_gain), hwc(residual) * 255)
     return transfer.paste(image, [correction], 1.0, band=band), matrix
 
@@ -40,7 +40,7 @@ def test_no_correction_gives_the_photo_back_exactly(astronaut, face, size):
 
 def test_the_bands_join_without_a_trace(astronaut, face):
     # band by band (memory) gives the photo that one band for the whole photo gives
-    relight = lambda x: (x * 1.5 + 0.05 * torch.sin(x * 20)).clamp(0, 1)  # noqa: E731
+    relight = lambda x: (x * 1.5 + 0.05 * torch.sin(x * 20)).clamp(0, 1)
     whole, _ = correct(astronaut, face, relight, band=512)
     for band in (7, 100):
         banded, _ = correct(astronaut, face, relight, band=band)
