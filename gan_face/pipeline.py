@@ -92,7 +92,7 @@ def load_model(cls, source, name: str, default: Path):
         raise ValueError(f"the {name} folder {text} does not exist")
     try:
         return cls.from_pretrained(str(Path(text).expanduser()) if looks_local else text, strict=True)
-    except Exception as e:
+    except Exception as e:  # hub, json and safetensors errors
         raise ValueError(f"could not load the {name} from {source}: {e}") from e
 
 

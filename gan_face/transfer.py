@@ -233,7 +233,7 @@ def mirror_detail(
     (`painted`, (H,W) float from `photo_hole`) taken from the other half of the face: the band
     finer than `sigma` crop px of `source` (the photo before paste-back), mirrored about the
     aligned face's vertical axis, replaces that band of the fill where the mirrored pixels are
-    not painted themselves. The models' fill is 128 px worth of detail however large the face;
+    not painted themselves and are of the fill's colour (MATCH_LOG). The models' fill is 128 px worth of detail however large the face;
     a face is nearly symmetric, so its other half is the best clue for the rest (as the
     `mirror` stem of the inpainting model uses it at 128 px). Multiplicative (a log-domain
     band), so a differently lit other half lends its texture, not its light. `strength`
@@ -249,19 +249,23 @@ def mirror_detail(
     a = np.vstack([to_box, [0, 0, 1]])  # crop -> box
     flip = np.array([[-1.0, 0, SIZE], [0, 1, 0], [0, 0, 1]])  # the FFHQ template's axis: x = 64.0-64.3 px of 128
     mirror = (a @ flip @ np.linalg.inv(a))[:2]  # a box pixel -> its mirror image in the box
-    s = sigma * scale / matrix_scale(matrix)  # in output px
+    px = scale / matrix_scale(matrix)  # output px per crop px
+    s = sigma * px
 
     def band(log: np.ndarray) -> np.ndarray:
         return log - cv2.GaussianBlur(log, (0, 0), s)
 
+    def reflect(x: np.ndarray) -> np.ndarray:  # each box pixel gets its mirror image's value
+        return cv2.warpAffine(x, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
     source_log = np.log1p(source[y0:y1, x0:x1].astype(np.float32))
-    mirrored = cv2.warpAffine(band(source_log), mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    mirrored = reflect(band(source_log))
     # the mirrored pixel painted, or near enough for its band to see the paint's edge: nothing to copy there
-    seen = cv2.warpAffine(hole, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    seen = reflect(hole)
     seen = cv2.GaussianBlur(np.minimum(1.0, 4 * seen), (0, 0), 2 * s)
     log = np.log1p(image[y0:y1, x0:x1].astype(np.float32))
-    smooth = cv2.GaussianBlur(log, (0, 0), MATCH_SIGMA * scale / matrix_scale(matrix))  # the output's: as relit
-    apart = np.abs(smooth - cv2.warpAffine(smooth, mirror, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)).max(2)
+    smooth = cv2.GaussianBlur(log, (0, 0), MATCH_SIGMA * px)  # the output's: as relit
+    apart = np.abs(smooth - reflect(smooth)).max(2)
     alike = np.clip(2 - apart / MATCH_LOG, 0, 1)
     weight = (strength * hole * np.clip(1 - 4 * seen, 0, 1) * alike)[..., None]
     out = image.copy()
