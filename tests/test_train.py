@@ -95,7 +95,8 @@ def test_three_steps_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed.opt_g.state_dict()["state"][0]["exp_avg"].equal(state["opt_g"]["state"][0]["exp_avg"])
     resumed.run()
 
-    # ... and continues at step 4 exactly as a run that was never interrupted
+    # ... and continues at step 4 exactly as a run that was never interrupted, D's noise
+    # injection (on by default) included: it draws from torch's global generator, reseeded each step
     straight = tiny(tmp_path, steps=4, out=str(tmp_path / "straight"))
     fit(straight)
     a, b = checkpoint.load(out / "checkpoint.pt"), checkpoint.load(Path(straight.out) / "checkpoint.pt")

@@ -1,7 +1,8 @@
 """Training state on disk (`checkpoint.pt`, resumable) and the exported Hub folder (EMA G).
 
 A checkpoint holds everything a resumed run needs to continue exactly: G, D, the EMA of G,
-both optimisers and schedulers, the step, the config and every random generator's state.
+both optimisers and schedulers, the step, the config and the data and degradation random
+generators' states (torch's global generators restart from the seed and step at every step).
 It is written to a temporary file and renamed, so a crash or kill during a save leaves the
 previous checkpoint intact. It is read with `torch.load(weights_only=True)`.
 """

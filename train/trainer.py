@@ -16,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -161,7 +162,7 @@ class Trainer:
             "sched_d": self.sched_d.state_dict(),
             "init": self.init,
             "hardware": checkpoint.hardware(),  # the card's, also when exported on another machine
-            "rng": {"torch": torch.get_rng_state(), "data": self.data_rng.get_state(), "degrade": self.degrade_rng.get_state()},
+            "rng": {"data": self.data_rng.get_state(), "degrade": self.degrade_rng.get_state()},  # the global ones: train_step
         }
 
     def load(self, path: Path) -> None:
@@ -178,7 +179,6 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
-        torch.set_rng_state(state["rng"]["torch"])
         self.data_rng.set_state(state["rng"]["data"])
         self.degrade_rng.set_state(state["rng"]["degrade"])
         self.step, self.wall, self.init = state["step"], state.get("wall", 0.0), state.get("init")
@@ -231,6 +231,10 @@ class Trainer:
 
     def train_step(self, lq: torch.Tensor, mask: torch.Tensor | None, hq: torch.Tensor) -> dict:
         cfg, K = self.cfg, len(hq) // self.cfg.micro
+        # torch's global generators (the CPU's and every GPU's: D's noise injection draws from
+        # them) restart each step from (seed, step), the same on every process: a resumed run
+        # draws what an uninterrupted one would, on any device, with no device state to save
+        torch.manual_seed(int(np.random.SeedSequence([cfg.seed, self.step]).generate_state(1)[0]))
         d = self.d
         d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
         lq, hq = unit_to_signed(lq), unit_to_signed(hq)
