@@ -455,6 +455,7 @@ def random_degradation(
     weights: list[float] | None = None,
     p_clean: float = 0.0,
     motion_length: tuple[float, float] = MOTION_LENGTH,
+    always: tuple[str, ...] = (),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training degradation: each image gets one of TRAINING_KINDS (uniformly, or in
     proportion to `weights`), and with probability `p_second` a second one (`everything`:
@@ -462,7 +463,9 @@ def random_degradation(
     GFPGAN mix. Mostly single degradations, so the model learns to undo each one, plus
     combinations. With probability `p_clean` an image is left as it is: without clean
     inputs a model never learns that a naturally lit face needs no relighting. `motion_length`:
-    see `motion_blur`. Returns (degraded, mask)."""
+    see `motion_blur`. `always`: kinds every image that is not left clean gets on top of its
+    draw (an inpainting model that meets holes in blurred or noisy faces too). Returns
+    (degraded, mask)."""
     _check(img)
     if not 0 <= p_clean < 1:
         raise ValueError(f"p_clean must be in [0, 1), got {p_clean}")
@@ -482,6 +485,10 @@ def random_degradation(
     chosen[torch.arange(b)[add], second[add]] = True
     if everything:
         chosen[:] = True
+    for kind in always:
+        if kind not in TRAINING_KINDS:
+            raise ValueError(f"always must name kinds of {TRAINING_KINDS}, got {kind!r}")
+        chosen[:, TRAINING_KINDS.index(kind)] = True
     if p_clean > 0:  # no extra draw otherwise: runs without it keep their random stream
         chosen[torch.rand(b, generator=generator) < p_clean] = False
     out, mask = img.clone(), img.new_zeros(b, 1, *img.shape[-2:])

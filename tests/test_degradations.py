@@ -172,6 +172,21 @@ def test_kind_weights_choose_the_degradations(faces128):
         D.random_degradation(faces128, gen(3), weights=[1.0, 1.0])
 
 
+def test_always_adds_a_kind_to_every_degraded_image(faces128):
+    """An inpainting model's data: every image occluded, and blurred where it drew blur."""
+    faces = faces128.repeat(4, 1, 1, 1)  # 32 images
+    only_blur = [0.0, 0.0, 1.0, 0.0, 0.0]
+    out, mask = D.random_degradation(faces, gen(4), weights=only_blur, always=("occlusion",))
+    assert (mask.flatten(1).amax(1) == 1).all()  # every image has a hole...
+    outside = (out - faces).abs() * (1 - mask)
+    assert (outside.flatten(1).amax(1) > 0.05).all()  # ...and is blurred around it
+    out, mask = D.random_degradation(faces, gen(4), weights=only_blur, always=("occlusion",), p_clean=0.5)
+    untouched = (out == faces).flatten(1).all(1)
+    assert 0 < untouched.sum() < len(faces) and mask[untouched].sum() == 0  # clean images stay clean
+    with pytest.raises(ValueError, match="always"):
+        D.random_degradation(faces, gen(4), always=("rain",))
+
+
 def test_p_clean_leaves_that_share_of_images_untouched(faces128):
     faces = faces128.repeat(8, 1, 1, 1)  # 64 images
     out, mask = D.random_degradation(faces, gen(5), p_clean=0.25)

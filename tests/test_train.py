@@ -18,7 +18,7 @@ from gan_face.dataset import AlignedFaces
 from train import checkpoint
 from train.config import TrainConfig
 from train.export import export_generator
-from train.trainer import Trainer, fit
+from train.trainer import Trainer, fit, training_inputs
 
 from .conftest import TRAIN_FACES, face_files
 
@@ -107,6 +107,18 @@ def test_three_steps_then_resume_matches_an_uninterrupted_run(tmp_path):
     for x, y in zip(a["ema"]["shadow_params"], b["ema"]["shadow_params"]):
         assert torch.equal(x, y)
     assert read_log(out)[-1]["g_loss"] == read_log(straight.out)[-1]["g_loss"]
+
+
+def test_occlude_always_trains_on_holes_in_damaged_faces(tmp_path):
+    """--occlude_always: every training image has a hole, on top of the damage it drew; the card says so."""
+    cfg = tiny(tmp_path, steps=2, gan=False, occlude_always=True, lighting_weight=0, occlusion_weight=0, downscale_weight=0, mixed_weight=0, export=str(tmp_path / "export"))
+    trainer = Trainer(cfg)
+    hq = trainer.data.batch(trainer.train_idx[:8])
+    lq, mask = training_inputs(cfg, hq, torch.Generator().manual_seed(0))
+    assert (mask.flatten(1).amax(1) == 1).all()
+    assert (((lq - hq).abs() * (1 - mask)).flatten(1).amax(1) > 0.05).all()  # blurred around the hole
+    trainer.run()
+    assert "(and an occluder on every degraded image)" in (tmp_path / "export" / "README.md").read_text()
 
 
 def test_export_writes_a_loadable_hub_folder(tmp_path):

@@ -89,7 +89,8 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
 
 
 def _kind_mix(cfg: dict) -> str:
-    return ", ".join(f"{kind} {cfg[flag]:g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
+    mix = ", ".join(f"{kind} {cfg[flag]:g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
+    return mix + " (and an occluder on every degraded image)" if cfg.get("occlude_always") else mix
 
 
 def _losses(cfg: dict) -> str:

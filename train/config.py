@@ -51,6 +51,7 @@ class TrainConfig:
     mixed_weight: float = 1.0
     motion_length: list[float] = field(default_factory=lambda: [float(x) for x in degradations.MOTION_LENGTH])  # blur lengths, px at 128 px of face (scaled with --size)
     clean_fraction: float = 0.0  # images left undegraded: teaches that a naturally lit face needs nothing
+    occlude_always: bool = False  # every degraded image also gets an occluder: an inpainting model that meets holes in damaged faces
     # losses
     gan: bool = True  # false: the PSNR phase (ESRGAN): G alone on L1, no discriminator, several times faster
     l1_weight: float = 1.0

@@ -60,7 +60,10 @@ def training_inputs(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generat
     if kind == "any":
         weights = cfg.kind_weights
         weights = None if set(weights) == {1.0} else weights  # None: uniform, the draws of runs before the weight flags
-        lq, mask = degradations.random_degradation(hq, generator, weights=weights, p_clean=cfg.clean_fraction, motion_length=cfg.motion_length)
+        always = ("occlusion",) if cfg.occlude_always else ()
+        lq, mask = degradations.random_degradation(
+            hq, generator, weights=weights, p_clean=cfg.clean_fraction, motion_length=cfg.motion_length, always=always
+        )
     elif kind is None:
         lq, mask = hq.clone(), hq.new_zeros(hq.shape[0], 1, *hq.shape[-2:])
     else:
