@@ -233,11 +233,11 @@ def mirror_detail(
     (`painted`, (H,W) float from `photo_hole`) taken from the other half of the face: the band
     finer than `sigma` crop px of `source` (the photo before paste-back), mirrored about the
     aligned face's vertical axis, replaces that band of the fill where the mirrored pixels are
-    not painted themselves and are of the fill's colour (MATCH_LOG). The models' fill is 128 px worth of detail however large the face;
-    a face is nearly symmetric, so its other half is the best clue for the rest (as the
-    `mirror` stem of the inpainting model uses it at 128 px). Multiplicative (a log-domain
-    band), so a differently lit other half lends its texture, not its light. `strength`
-    (`symmetry`) fades it out on turned faces."""
+    not painted themselves and are of the fill's colour (MATCH_LOG). The models' fill is 128 px
+    worth of detail however large the face; a face is nearly symmetric, so its other half is the
+    best clue for the rest (as the `mirror` stem of the inpainting model uses it at 128 px).
+    Multiplicative (a log-domain band), so a differently lit other half lends its texture, not
+    its light. `strength` (`symmetry`) fades it out on turned faces."""
     box = landing_box(matrix, SIZE, image.shape, scale)
     if box is None or strength <= 0:
         return image
