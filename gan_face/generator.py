@@ -38,11 +38,14 @@ class ConvBlock(nn.Sequential):
 class ResBlock(nn.Module):
     """x + conv(SiLU(norm(conv(x)))): the identity path carries the input's absolute
     brightness through the whole network (a normalised plain stack would discard it,
-    and with it what the lighting correction needs)."""
+    and with it what the lighting correction needs). It starts as the identity (last conv
+    zero, as in Fixup): a model grown deeper (`blocks`) from a trained one begins as that model."""
 
     def __init__(self, channels: int, norm: str):
         super().__init__()
         self.body = nn.Sequential(ConvBlock(channels, channels, norm), nn.Conv2d(channels, channels, 3, 1, 1))
+        nn.init.zeros_(self.body[1].weight)
+        nn.init.zeros_(self.body[1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)

@@ -349,6 +349,22 @@ def test_init_from_an_exported_folder_adds_the_mirror_stem(tmp_path):
     assert fine.g.mirror_stem.weight.abs().sum() > 0
 
 
+def test_init_from_an_exported_folder_grows_the_generator_deeper(tmp_path):
+    # --g_blocks 2 on a model exported with 1: the new residual blocks start as the identity
+    # (same faces out), then learn
+    cfg = tiny(tmp_path, steps=2)
+    fit(cfg)
+    export_generator(checkpoint.load(Path(cfg.out) / "checkpoint.pt"), tmp_path / "exported", command="python -m train x")
+    fine = Trainer(tiny(tmp_path, steps=2, out=str(tmp_path / "fine"), init_from=str(tmp_path / "exported"), gan=False, g_blocks=2))
+    exported = UNetGenerator.from_pretrained(str(tmp_path / "exported"), strict=True)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(fine.g(x), exported(x), atol=1e-6)
+    fine.run()
+    grown = (fine.g.encoder[0][1], fine.g.merge[0][2])
+    assert all(block.body[1].weight.abs().sum() > 0 for block in grown)
+
+
 def test_two_processes_reach_the_weights_of_one(tmp_path):
     """torchrun with 2 processes of batch 8 (gloo on the CPU) = 1 process of batch 16 over the
     same images: each process trains on its share, gradients are averaged once per step."""
