@@ -13,12 +13,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: it 
 
 from demo.ui import create_demo  # noqa: E402
 from gan_face.imageio import MAX_BYTES  # noqa: E402
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, FaceRestorer  # noqa: E402
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, FaceRestorer  # noqa: E402
 
 restorer = FaceRestorer.from_pretrained(
     generator=os.environ.get("GAN_FACE_GENERATOR", DEFAULT_GENERATOR),
     deblur=os.environ.get("GAN_FACE_DEBLUR", DEFAULT_DEBLUR),
     inpaint=os.environ.get("GAN_FACE_INPAINT", DEFAULT_INPAINT),
+    inpaint_damaged=os.environ.get("GAN_FACE_INPAINT_DAMAGED", DEFAULT_INPAINT_DAMAGED),
     detail=os.environ.get("GAN_FACE_DETAIL", DEFAULT_DETAIL),
     hires=os.environ.get("GAN_FACE_HIRES", DEFAULT_HIRES),
     weights=os.environ.get("GAN_FACE_WEIGHTS") or None,

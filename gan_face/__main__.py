@@ -66,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--generator", default=None, help="generator folder or Hub repo id (default: pretrained/gan-face-generator)")
     r.add_argument("--deblur-model", default=None, help="DeblurGAN-v2 folder or Hub repo id (default: pretrained/gan-face-deblur)")
     r.add_argument("--inpaint-model", default=None, help="generator for faces with --masks holes (default: pretrained/gan-face-inpaint)")
+    r.add_argument("--inpaint-damaged-model", default=None, help="generator for holed faces that are also blurred, noisy, small or badly lit (default: pretrained/gan-face-inpaint-damaged)")
     r.add_argument("--detail-model", default=None, help="generator for blurred, noisy or small faces (default: pretrained/gan-face-detail)")
     r.add_argument("--hires-model", default=None, help="generator for large blurred or noisy faces, at 256 px (default: pretrained/gan-face-hires)")
     r.add_argument("--weights", default=None, help="folder with detector / Real-ESRGAN weights")
@@ -77,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def restore_command(args) -> int:
-    from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, FaceRestorer
+    from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, FaceRestorer
 
     files = collect(args.inputs)
     if not files:
@@ -87,7 +88,8 @@ def restore_command(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     restorer = FaceRestorer.from_pretrained(
         generator=args.generator or DEFAULT_GENERATOR, deblur=args.deblur_model or DEFAULT_DEBLUR, inpaint=args.inpaint_model or DEFAULT_INPAINT,
-        detail=args.detail_model or DEFAULT_DETAIL, hires=args.hires_model or DEFAULT_HIRES, weights=args.weights, realesrgan_background=args.realesrgan_background, download=args.download,
+        detail=args.detail_model or DEFAULT_DETAIL, hires=args.hires_model or DEFAULT_HIRES,
+        inpaint_damaged=args.inpaint_damaged_model or DEFAULT_INPAINT_DAMAGED, weights=args.weights, realesrgan_background=args.realesrgan_background, download=args.download,
     )
     for note in restorer.notes:
         print(f"note: {note}", file=sys.stderr)

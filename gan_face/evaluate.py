@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import lpips, masked_psnr, psnr, ssim
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, plan, run_models, unpainted
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, plan, run_models, unpainted
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
 
@@ -87,22 +88,22 @@ def classical(name: str, d: dict) -> dict[str, np.ndarray]:
 
 
 @torch.inference_mode()
-def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> torch.Tensor:
+def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> tuple[torch.Tensor, Counter]:
     """The pipeline's model stages on every face as the pipeline plans and runs them (`plan`
     on each face's assessment at 128 px, then `run_models`), in batches. models: stage name ->
-    model for the stages there are ("deblur", "inpaint", "generator", "detail")."""
+    model for the stages there are (`pipeline.STAGES`). Returns the faces and how many went
+    through each plan ("inpaint > detail": 12)."""
     faces = to_uint8(lq)
-    outs = []
+    outs, counts = [], Counter()
     for k in range(0, len(lq), batch):
         part = slice(k, k + batch)
         holes = None if mask is None else (mask[part] > 0.5).float()
-        holed = [False] * len(faces[part]) if holes is None else [bool(h.max() > 0) for h in holes]
-        seen = faces[part]  # as the pipeline assesses them: with their holes inpainted
-        if holes is not None:
-            seen = [unpainted(f, h[0].numpy() if any_hole else None) for f, h, any_hole in zip(seen, holes, holed)]
-        plans = [plan(assess(f, 128.0), h, set(models)) for f, h in zip(seen, holed)]
+        # as the pipeline assesses them: with their holes inpainted
+        hole_of = [None] * len(faces[part]) if holes is None else [h[0].numpy() if h.max() > 0 else None for h in holes]
+        plans = [plan(assess(unpainted(f, h), 128.0), h is not None, set(models)) for f, h in zip(faces[part], hole_of)]
+        counts.update(" > ".join(p) or "nothing" for p in plans)
         outs.append(run_models(models, lq[part], holes, plans))
-    return torch.cat(outs)
+    return torch.cat(outs), counts
 
 
 def score(output: torch.Tensor, clean: torch.Tensor, mask, identity, clean_desc) -> dict:
@@ -128,6 +129,8 @@ def evaluate(args) -> list[dict]:
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     # faces with holes go to the inpainting generator, as in the pipeline, when there is one
     inpaint = UNetGenerator.from_pretrained(args.inpaint, strict=True).eval() if args.inpaint and Path(args.inpaint).exists() else None
+    # and those also damaged to the model trained on such faces, when there is one
+    damaged = UNetGenerator.from_pretrained(args.inpaint_damaged, strict=True).eval() if args.inpaint_damaged and Path(args.inpaint_damaged).exists() else None
     # and well-lit faces with damaged detail to the detail model, when there is one
     detail = UNetGenerator.from_pretrained(args.detail, strict=True).eval() if args.detail and Path(args.detail).exists() else None
     identity = None
@@ -145,10 +148,12 @@ def evaluate(args) -> list[dict]:
         mask = d["mask"]
         methods = {} if name == NONE else {INPUT: d["lq"]}  # the clean input would score infinite PSNR
         methods.update({k: to_unit(v) for k, v in classical(name, d).items()})
-        models = {name: m for name, m in (("generator", generator), ("inpaint", inpaint), ("detail", detail)) if m is not None}
-        methods[OURS] = run_model(models, d["lq"], mask)
+        stages = (("generator", generator), ("inpaint", inpaint), ("inpaint_damaged", damaged), ("detail", detail))
+        models = {name: m for name, m in stages if m is not None}
+        methods[OURS], plans = run_model(models, d["lq"], mask)
         if deblur is not None:
-            methods[OURS_DEBLUR] = run_model({**models, "deblur": deblur}, d["lq"], mask)
+            methods[OURS_DEBLUR], plans = run_model({**models, "deblur": deblur}, d["lq"], mask)
+        tqdm.write(f"{name}: plans " + ", ".join(f"{p} {n}" for p, n in plans.most_common()))
         rows = []
         for method, output in methods.items():
             kind = method if method in (INPUT, OURS, OURS_DEBLUR) else "classical"
@@ -175,6 +180,7 @@ def parse_args(argv=None):
     p.add_argument("--generator", default=str(DEFAULT_GENERATOR))
     p.add_argument("--deblur", default=str(DEFAULT_DEBLUR))
     p.add_argument("--inpaint", default=str(DEFAULT_INPAINT), help="generator for the occluded faces ('' = the generator)")
+    p.add_argument("--inpaint-damaged", default=str(DEFAULT_INPAINT_DAMAGED), help="generator for occluded faces that are damaged too ('' = --inpaint)")
     p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for well-lit faces with damaged detail ('' = none)")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--report", default="docs/results.md", help="Markdown report ('' = none)")

@@ -13,7 +13,7 @@ from gan_face.deblur import DeblurGenerator
 def restorer():
     torch.manual_seed(0)
     g = UNetGenerator(channels=[8, 16, 16], blocks=1)
-    torch.nn.init.normal_(g.head.weight, 0, 0.05)  # a generator that changes faces
+    torch.nn.init.normal_(g.head.weight, 0, 0.1)  # a generator that changes faces
     return FaceRestorer(g, DeblurGenerator(num_filters=16, num_filters_fpn=32))
 
 
@@ -283,9 +283,32 @@ def test_faces_with_holes_go_to_the_inpainting_generator(restorer, astronaut):
     assert not np.array_equal(holed.image[90:130, 190:260], alone.image[90:130, 190:260])
 
 
+def test_holed_faces_that_are_damaged_too_go_to_the_model_trained_on_them(restorer, astronaut):
+    import cv2
+
+    models = []
+    for seed in (1, 4):
+        torch.manual_seed(seed)
+        models.append(UNetGenerator(channels=[8, 16, 16], blocks=1))
+        torch.nn.init.normal_(models[-1].head.weight, 0, 0.05)
+    both = FaceRestorer(restorer.generator, None, restorer.detector, inpaint=models[0], inpaint_damaged=models[1])
+    mask = np.zeros(astronaut.shape[:2], bool)
+    mask[90:130, 190:260] = True
+    blurred = cv2.GaussianBlur(astronaut, (0, 0), 3)
+    result = both(blurred, upscale=1, mask=mask)
+    assert "blurred" in result.faces[0].assessment.findings
+    assert result.faces[0].stages == ["inpaint_damaged", "hole filled"]  # no detail model here
+    # its fill is the damaged-face model's, not the inpainting model's
+    plain = FaceRestorer(restorer.generator, None, restorer.detector, inpaint=models[0])(blurred, upscale=1, mask=mask)
+    assert plain.faces[0].stages == ["inpaint", "hole filled"]
+    assert not np.array_equal(result.image[90:130, 190:260], plain.image[90:130, 190:260])
+    # a holed face that is otherwise sound keeps the inpainting model
+    assert both(astronaut, upscale=1, mask=mask).faces[0].stages == ["inpaint", "hole filled"]
+
+
 def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
-    # the inpainting model is trained on holes alone: a face lit wrong is relit by the generator
-    # after the fill, which sees the filled face (no hole); the light is judged with the paint
+    # a holed face lit wrong is filled by the model trained on damaged faces, then relit by the
+    # generator, which sees the filled face (no hole); the light is judged with the paint
     # inpainted, so a bright magenta stroke does not hide a dark face
     from gan_face import photo_damage, pipeline
 
@@ -298,7 +321,7 @@ def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
     painted = dark.copy()
     painted[mask] = [255, 0, 255]
     result = shipped(painted, upscale=1, mask=mask, faces=[face])
-    assert result.faces[0].stages == ["inpaint", "generator", "hole filled"]
+    assert result.faces[0].stages == ["inpaint_damaged", "generator", "hole filled"]
     assert "dark" in result.faces[0].assessment.findings
     region = (slice(y0, y1), slice(x0, x1))
     assert result.image[region].mean() > 2 * dark[region].mean()
@@ -315,11 +338,14 @@ def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
             seen[self.name] = mask
             return x
 
-    masks = torch.ones(2, 1, 128, 128)
-    plans = [["inpaint", "generator"], ["generator"]]
-    pipeline.run_models({"inpaint": Spy("inpaint"), "generator": Spy("generator")}, torch.rand(2, 3, 128, 128), masks, plans)
+    masks = torch.ones(3, 1, 128, 128)
+    plans = [["inpaint", "generator"], ["generator"], ["inpaint_damaged", "generator"]]
+    spies = {name: Spy(name) for name in ("inpaint", "inpaint_damaged", "generator")}
+    pipeline.run_models(spies, torch.rand(3, 3, 128, 128), masks, plans)
     assert seen["inpaint"].sum() == 128 * 128  # face 0's holes, to the inpainting model
-    assert seen["generator"][0].sum() == 0 and seen["generator"][1].sum() == 128 * 128  # face 1 has no inpainting model in its plan
+    assert seen["inpaint_damaged"].sum() == 128 * 128  # face 2's, to the model for damaged faces
+    # face 1 has no inpainting model in its plan: the generator fills it, and only it
+    assert [m.sum().item() for m in seen["generator"]] == [0, 128 * 128, 0]
 
 
 def test_plan_for_faces_with_holes():
@@ -339,6 +365,20 @@ def test_plan_for_faces_with_holes():
     assert pipeline.plan(blurred, True, ALL - {"detail"}) == ["inpaint"]
     assert pipeline.plan(blurred, True, ALL - {"inpaint"}) == ["generator"]
     assert pipeline.plan(blurred, False, ALL) == ["detail"]
+    # uneven light alone (13 % of naturally lit faces have it) does not keep a blurred face from
+    # the detail model; darkness does
+    blurred_uneven = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=1.0, face_px=128)
+    assert blurred_uneven.uneven and pipeline.plan(blurred_uneven, False, ALL) == ["detail"]
+    assert pipeline.plan(dark_blurred, False, ALL) == ["deblur", "generator"]
+    # with a model for holed faces that are damaged too, those go to it, sound ones do not
+    more = ALL | {"inpaint_damaged"}
+    dark = Assessment(detail=1.0, noise=1.0, brightness=0.05, unevenness=0.0, face_px=128)
+    assert pipeline.plan(sharp, True, more) == ["inpaint"]
+    assert pipeline.plan(blurred, True, more) == ["inpaint_damaged", "detail"]
+    assert pipeline.plan(dark, True, more) == ["inpaint_damaged", "generator"]
+    assert pipeline.plan(dark_blurred, True, more) == ["inpaint_damaged", "generator"]
+    assert pipeline.plan(large_blurred, True, more) == ["inpaint"]
+    assert pipeline.plan(blurred, False, more) == ["detail"]
 
 
 def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, astronaut):
