@@ -36,6 +36,19 @@ def test_blur_noise_and_darkness_are_found(faces):
     assert sum("dark" in f for f in findings(dark)) >= 11
 
 
+def test_noise_the_sigma_estimate_misses_is_found_by_its_fine_detail(faces):
+    # GFPGAN-mixed faces (noise, then JPEG): some carry more fine-band energy than any clean face
+    # while their noise estimate stays under NOISY_ABOVE; they are noisy, so the detail model's
+    from gan_face.assess import NOISY_ABOVE, ROUGH_ABOVE
+
+    assert all(assess(crop, 250).detail < ROUGH_ABOVE for crop in batch_from_unit(faces))
+    found = 0
+    for seed in range(4):
+        mixed = degradations.mixed(faces, torch.Generator().manual_seed(seed))
+        found += sum(a.noisy and a.noise <= NOISY_ABOVE and a.needs_detail for a in (assess(c, 250) for c in batch_from_unit(mixed)))
+    assert found >= 5  # of 48
+
+
 def test_a_small_face_is_low_resolution(faces):
     crop = batch_from_unit(faces[:1])[0]
     assert "small (60 px)" in assess(crop, 60).findings

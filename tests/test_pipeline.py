@@ -353,7 +353,7 @@ def test_plan_for_faces_with_holes():
     from gan_face.assess import Assessment
 
     ALL = {"deblur", "inpaint", "generator", "detail", "hires"}
-    sharp = Assessment(detail=1.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
+    sharp = Assessment(detail=0.45, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
     blurred = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
     dark_blurred = Assessment(detail=0.0, noise=1.0, brightness=0.05, unevenness=0.0, face_px=128)
     large_blurred = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=1000)
@@ -372,7 +372,7 @@ def test_plan_for_faces_with_holes():
     assert pipeline.plan(dark_blurred, False, ALL) == ["deblur", "generator"]
     # with a model for holed faces that are damaged too, those go to it, sound ones do not
     more = ALL | {"inpaint_damaged"}
-    dark = Assessment(detail=1.0, noise=1.0, brightness=0.05, unevenness=0.0, face_px=128)
+    dark = Assessment(detail=0.45, noise=1.0, brightness=0.05, unevenness=0.0, face_px=128)
     assert pipeline.plan(sharp, True, more) == ["inpaint"]
     assert pipeline.plan(blurred, True, more) == ["inpaint_damaged", "detail"]
     assert pipeline.plan(dark, True, more) == ["inpaint_damaged", "generator"]
