@@ -32,6 +32,7 @@ from gan_face.face import feather_mask, landing_box, matrix_scale
 
 SIZE = 128  # the aligned crop the models run at
 HIRES_SIZE = 256  # the crop the high-resolution detail model runs at, for faces larger than that in the photo
+PAINT_SPREAD = 4  # photo px: how far JPEG's chroma subsampling and ringing spread paint past a stroke
 GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
 EPS = 1e-3  # keeps the gain finite on black pixels
 LOW_RES = 256  # the spread field is computed with the photo's long side at most this
@@ -281,16 +282,20 @@ def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float) -> np.nda
     m = np.asarray(mask, np.uint8)
     if m.shape != shape[:2]:
         m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    radius = round(4 * scale)  # JPEG's chroma subsampling and ringing spread paint about 4 px
+    radius = round(PAINT_SPREAD * scale)
     m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)).astype(np.float32)
     return np.maximum(m, cv2.GaussianBlur(m, (0, 0), max(1.0, scale)))
 
 
 def hole_mask(mask: np.ndarray, matrix: np.ndarray, dilate: int = 2) -> np.ndarray:
     """A painted (H,W) photo mask -> (128,128) float mask in the crop, covering the whole
-    stroke: its anti-aliased edge included (dilated `dilate` px at 128), with a 1 px soft edge outside."""
+    stroke: its anti-aliased edge included (dilated `dilate` px at 128, and at least 1 px past
+    the PAINT_SPREAD photo px `photo_hole` replaces), with a 1 px soft edge outside. On a small
+    face 4 photo px are several crop px: a hole only `dilate` px wider than the stroke left the
+    model's copy of the face around it (with its bright rim) pasted into the painted band."""
     # mirrored past the photo's border exactly as `align` mirrors the photo (a stroke there is in the crop twice)
     m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101) > 0
-    m = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
+    reach = max(dilate, int(np.ceil(PAINT_SPREAD * matrix_scale(matrix))) + 1)
+    m = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     m = m.astype(np.float32)
     return np.maximum(m, cv2.GaussianBlur(m, (0, 0), 1.0))  # 1 over the dilated stroke, a soft edge outside
