@@ -131,7 +131,7 @@ def evaluate(args) -> list[dict]:
     inpaint = UNetGenerator.from_pretrained(args.inpaint, strict=True).eval() if args.inpaint and Path(args.inpaint).exists() else None
     # and those also damaged to the model trained on such faces, when there is one
     damaged = UNetGenerator.from_pretrained(args.inpaint_damaged, strict=True).eval() if args.inpaint_damaged and Path(args.inpaint_damaged).exists() else None
-    # and well-lit faces with damaged detail to the detail model, when there is one
+    # and faces with damaged detail, neither dark nor bright, to the detail model, when there is one
     detail = UNetGenerator.from_pretrained(args.detail, strict=True).eval() if args.detail and Path(args.detail).exists() else None
     identity = None
     if not args.no_identity:
@@ -181,7 +181,7 @@ def parse_args(argv=None):
     p.add_argument("--deblur", default=str(DEFAULT_DEBLUR))
     p.add_argument("--inpaint", default=str(DEFAULT_INPAINT), help="generator for the occluded faces ('' = the generator)")
     p.add_argument("--inpaint-damaged", default=str(DEFAULT_INPAINT_DAMAGED), help="generator for occluded faces that are damaged too ('' = --inpaint)")
-    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for well-lit faces with damaged detail ('' = none)")
+    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for faces with damaged detail, neither dark nor bright ('' = none)")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--report", default="docs/results.md", help="Markdown report ('' = none)")
     p.add_argument("--card", action="append", default=[], help="model card (README.md) to append the evaluation table to; repeatable")

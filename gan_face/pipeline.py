@@ -110,9 +110,9 @@ class FaceRestorer:
             damaged too (None: `inpaint` fills those as well; see `plan`). Trained so, it fills
             such faces better and holes in sound faces worse than `inpaint`.
         detail: a U-Net trained on blur, low resolution and noise only (no lighting, no holes),
-            run instead of the generator on well-lit faces whose detail is damaged (None: the
-            generator does them; see `plan`). Trained beside lighting, the generator learnt
-            little of the detail tasks.
+            run instead of the generator on faces whose detail is damaged and that are neither
+            dark nor bright (None: the generator does them; see `plan`). Trained beside
+            lighting, the generator learnt little of the detail tasks.
         hires: a U-Net trained like `detail` on sharp 256 px faces, run at 256 px on faces larger
             than that in the photo whose detail is damaged (None: they keep their own detail;
             see `plan`). A 128 px model's correction, enlarged 3-7x onto such a face, cannot
