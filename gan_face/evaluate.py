@@ -127,12 +127,13 @@ def evaluate(args) -> list[dict]:
     clean = to_unit(data.images)
     generator = UNetGenerator.from_pretrained(args.generator, strict=True).eval()
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
-    # faces with holes go to the inpainting generator, as in the pipeline, when there is one
-    inpaint = UNetGenerator.from_pretrained(args.inpaint, strict=True).eval() if args.inpaint and Path(args.inpaint).exists() else None
-    # and those also damaged to the model trained on such faces, when there is one
-    damaged = UNetGenerator.from_pretrained(args.inpaint_damaged, strict=True).eval() if args.inpaint_damaged and Path(args.inpaint_damaged).exists() else None
-    # and faces with damaged detail, neither dark nor bright, to the detail model, when there is one
-    detail = UNetGenerator.from_pretrained(args.detail, strict=True).eval() if args.detail and Path(args.detail).exists() else None
+    # as in the pipeline, when there is one: faces with holes go to the inpainting generator,
+    # those also damaged to the model trained on such faces, and faces with damaged detail,
+    # neither dark nor bright, to the detail model
+    optional = {"inpaint": args.inpaint, "inpaint_damaged": args.inpaint_damaged, "detail": args.detail}
+    models = {"generator": generator} | {
+        stage: UNetGenerator.from_pretrained(path, strict=True).eval() for stage, path in optional.items() if path and Path(path).exists()
+    }
     identity = None
     if not args.no_identity:
         from gan_face.identity import IdentityScorer
@@ -148,8 +149,6 @@ def evaluate(args) -> list[dict]:
         mask = d["mask"]
         methods = {} if name == NONE else {INPUT: d["lq"]}  # the clean input would score infinite PSNR
         methods.update({k: to_unit(v) for k, v in classical(name, d).items()})
-        stages = (("generator", generator), ("inpaint", inpaint), ("inpaint_damaged", damaged), ("detail", detail))
-        models = {name: m for name, m in stages if m is not None}
         methods[OURS], plans = run_model(models, d["lq"], mask)
         if deblur is not None:
             methods[OURS_DEBLUR], plans = run_model({**models, "deblur": deblur}, d["lq"], mask)

@@ -266,12 +266,8 @@ class FaceRestorer:
         notes = [] if faces else ["no face found: the photo was only upscaled"]
 
         # 2. assess: which faces need which stages
-        have = {name for name, model, on in (
-            ("deblur", self.deblur, use_deblur), ("inpaint", self.inpaint, use_generator),
-            ("inpaint_damaged", self.inpaint_damaged, use_generator),
-            ("generator", self.generator, use_generator), ("detail", self.detail, use_generator),
-            ("hires", self.hires, use_generator),
-        ) if model is not None and on}
+        models = {"deblur": self.deblur, "inpaint": self.inpaint, "inpaint_damaged": self.inpaint_damaged, "generator": self.generator, "detail": self.detail, "hires": self.hires}
+        have = {name for name, model in models.items() if model is not None and (use_deblur if name == "deblur" else use_generator)}
         assessments = []
         for face, crop, matrix, hole in zip(faces, crops, matrices, holes):
             face_px = self.crop_size / matrix_scale(matrix)
@@ -294,7 +290,6 @@ class FaceRestorer:
         source = batch_to_unit(np.stack(crops)) if faces else None
         restored = None
         if faces:  # the models take a binary mask: the dilated stroke
-            models = {"deblur": self.deblur, "inpaint": self.inpaint, "inpaint_damaged": self.inpaint_damaged, "generator": self.generator, "detail": self.detail}
             restored = run_models(models, source, (hole_batch(list(range(len(faces)))) > 0.5).float(), stages, lap)
         else:
             for stage in STAGES:
