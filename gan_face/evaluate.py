@@ -36,7 +36,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import lpips, masked_psnr, psnr, ssim
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, plan, run_models, unpainted
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, plan, run_models, second_look, unpainted
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
 
@@ -90,7 +90,7 @@ def classical(name: str, d: dict) -> dict[str, np.ndarray]:
 @torch.inference_mode()
 def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> tuple[torch.Tensor, Counter]:
     """The pipeline's model stages on every face as the pipeline plans and runs them (`plan`
-    on each face's assessment at 128 px, then `run_models`), in batches. models: stage name ->
+    on each face's assessment at 128 px and `second_look`, then `run_models`), in batches. models: stage name ->
     model for the stages there are (`pipeline.STAGES`). Returns the faces and how many went
     through each plan ("inpaint > detail": 12)."""
     faces = to_uint8(lq)
@@ -100,7 +100,9 @@ def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> tuple[to
         holes = None if mask is None else (mask[part] > 0.5).float()
         # as the pipeline assesses them: with their holes inpainted
         hole_of = [None] * len(faces[part]) if holes is None else [h[0].numpy() if h.max() > 0 else None for h in holes]
-        plans = [plan(assess(unpainted(f, h), 128.0), h is not None, set(models)) for f, h in zip(faces[part], hole_of)]
+        assessments = [assess(unpainted(f, h), 128.0) for f, h in zip(faces[part], hole_of)]
+        assessments = second_look(models, lq[part], assessments, [h is not None for h in hole_of])
+        plans = [plan(a, h is not None, set(models)) for a, h in zip(assessments, hole_of)]
         counts.update(" > ".join(p) or "nothing" for p in plans)
         outs.append(run_models(models, lq[part], holes, plans))
     return torch.cat(outs), counts

@@ -49,6 +49,28 @@ def test_noise_the_sigma_estimate_misses_is_found_by_its_fine_detail(faces):
     assert found >= 5  # of 48
 
 
+def test_the_change_measures_tell_detail_from_light(faces):
+    from gan_face.assess import fine_change, light_change
+
+    noisy = degradations.gaussian_noise(faces, torch.Generator().manual_seed(0), (8, 8))
+    darker = faces * 0.6  # the same detail, less light
+    assert fine_change(faces, faces).max() == 0 and light_change(faces, faces).max() == 0
+    assert fine_change(faces, noisy).min() > 5  # noise of 8 grey levels, most of it finer than 9 px
+    assert light_change(faces, darker).min() > 0.3
+    assert light_change(faces, noisy).max() < 0.5 * light_change(faces, darker).min()
+
+
+def test_the_second_look_decides_only_with_both_measures():
+    from gan_face.assess import FINE_CHANGE_ABOVE, LIGHT_CHANGE_BELOW, Assessment
+
+    sound = Assessment(detail=0.42, noise=0.9, brightness=0.47, unevenness=0.1, face_px=120)
+    assert sound.findings == [] and not sound.needs_detail  # no second look taken
+    worn = Assessment(0.42, 0.9, 0.47, 0.1, 120, fine_change=FINE_CHANGE_ABOVE + 1, light_change=LIGHT_CHANGE_BELOW / 2)
+    assert worn.findings == ["mildly damaged"] and worn.needs_detail
+    relit = Assessment(0.42, 0.9, 0.47, 0.1, 120, fine_change=FINE_CHANGE_ABOVE + 1, light_change=LIGHT_CHANGE_BELOW * 2)
+    assert relit.findings == [] and not relit.needs_detail
+
+
 def test_a_small_face_is_low_resolution(faces):
     crop = batch_from_unit(faces[:1])[0]
     assert "small (60 px)" in assess(crop, 60).findings

@@ -401,6 +401,40 @@ def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, 
     assert "dark" in dark.assessment.findings and dark.stages == ["generator"]
 
 
+def test_the_second_look_finds_damage_the_measures_miss(shipped):
+    # GFPGAN-mixed faces whose blur, noise and size measures all pass: the shipped detail model
+    # changes them a lot and restores them; sharp faces and relit ones are not taken for damaged
+    from gan_face import degradations
+    from gan_face.assess import assess
+    from gan_face.dataset import AlignedFaces
+    from gan_face.imageops import batch_from_unit
+    from gan_face.metrics import psnr
+    from gan_face.pipeline import run_stage, second_look
+
+    from .conftest import TEST_FACES
+
+    faces = AlignedFaces(TEST_FACES, 128, limit=48).images.permute(0, 3, 1, 2).float() / 255
+    models = {"detail": shipped.detail, "generator": shipped.generator}
+
+    def looked(batch):
+        first = [assess(c, 128.0) for c in batch_from_unit(batch)]
+        return first, second_look(models, batch, first, [False] * len(first))
+
+    mixed = degradations.mixed(faces, torch.Generator().manual_seed(1))
+    first, second = looked(mixed)
+    found = [i for i, (a, b) in enumerate(zip(first, second)) if not a.needs_detail and b.needs_detail]
+    assert len(found) >= 4 and all("mildly damaged" in second[i].findings for i in found)
+    with torch.no_grad():
+        detail, generator = (psnr(run_stage(m, mixed[found]), faces[found]) for m in (shipped.detail, shipped.generator))
+    assert (detail > generator + 1).all()
+    for sound in (faces, degradations.lighting(faces, "left side"), degradations.lighting(faces, "frontal")):
+        assert not any(b.model_sees_damage for b in looked(sound)[1])
+    # through the pipeline, as a user's aligned face
+    face = batch_from_unit(mixed[found[:1]])[0]
+    result = shipped(face, aligned=True, upscale=1)
+    assert "mildly damaged" in result.faces[0].assessment.findings and result.faces[0].stages == ["detail"]
+
+
 @pytest.fixture(scope="module")
 def with_hires(restorer):
     torch.manual_seed(3)
