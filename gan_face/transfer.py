@@ -33,6 +33,10 @@ from gan_face.face import feather_mask, landing_box, matrix_scale
 SIZE = 128  # the aligned crop the models run at
 HIRES_SIZE = 256  # the crop the high-resolution detail model runs at, for faces larger than that in the photo
 PAINT_SPREAD = 4  # photo px: how far JPEG's chroma subsampling and ringing spread paint past a stroke
+# crop px: gaps between strokes up to twice this wide are filled too (the model's hole, `hole_mask`,
+# covers them): a sliver of photo left between a painted hand's fingers reads as a row of dots in
+# a smooth fill on a large face
+GAP_CLOSE = 2
 GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
 EPS = 1e-3  # keeps the gain finite on black pixels
 LOW_RES = 256  # the spread field is computed with the photo's long side at most this
@@ -274,12 +278,16 @@ def mirror_detail(
     return out
 
 
-def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float) -> np.ndarray:
+def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float, close: float = 0) -> np.ndarray:
     """A painted (H,W) photo mask -> (H',W') float mask at the output `shape`: the whole stroke,
     its anti-aliased edge and JPEG ringing included (dilated 4 px of the photo), with a soft edge outside.
     The generator's own hole (`hole_mask`) is dilated further, so the band where its fill meets
-    the face (where a fill is least sure) stays the photo's."""
+    the face (where a fill is least sure) stays the photo's. close: photo px; gaps between
+    strokes up to twice this wide count as painted (`GAP_CLOSE`)."""
     m = np.asarray(mask, np.uint8)
+    if round(close) >= 1:
+        element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(close) + 1,) * 2)
+        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, element)
     if m.shape != shape[:2]:
         m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     radius = round(PAINT_SPREAD * scale)

@@ -117,6 +117,27 @@ def test_the_models_hole_covers_what_the_fill_replaces(crop_px_per_photo_px):
     assert hole[crop_y[inside], crop_x[inside]].min() > 0.99
 
 
+@pytest.mark.parametrize("photo_px_per_crop_px", [4, 6])  # faces of 512 and 768 px in the photo
+def test_a_narrow_gap_between_strokes_is_filled_within_the_models_hole(photo_px_per_crop_px):
+    # a painted hand on a large face: the photo left between two fingers (wider than the paste's
+    # PAINT_SPREAD reaches from both sides) read as a row of dots in the smooth fill
+    s = photo_px_per_crop_px
+    matrix = np.array([[1 / s, 0, 0], [0, 1 / s, 0]])  # photo -> crop
+    painted = np.zeros((128 * s, 128 * s), np.uint8)
+    painted[40 * s : 60 * s, 20 * s : 50 * s] = 1
+    painted[40 * s : 60 * s, 53 * s : 80 * s] = 1  # 3 crop px from the first
+    painted[40 * s : 60 * s, 90 * s : 110 * s] = 1  # 10 crop px from the second
+    row = 50 * s
+    unclosed = transfer.photo_hole(painted, painted.shape, 1.0) > 0.5
+    assert not unclosed[row, 50 * s : 53 * s].all()  # what was left before
+    replaced = transfer.photo_hole(painted, painted.shape, 1.0, close=transfer.GAP_CLOSE * s) > 0.5
+    assert replaced[row, 50 * s : 53 * s].all()
+    assert not replaced[row, 85 * s]  # a wide gap stays the photo's
+    hole = transfer.hole_mask(painted > 0, matrix)
+    ys, xs = np.nonzero(replaced)
+    assert hole[ys // s, xs // s].min() > 0.99  # the model filled all of it
+
+
 def test_split_of_a_darkened_face_is_a_gain():
     x = torch.rand(1, 3, 128, 128) * 0.5 + 0.25
     log_gain, residual = transfer.split(x * 0.25, x)
