@@ -57,7 +57,7 @@ LARGE_NOISY_ABOVE = 1.5
 # trained to leave sharp faces alone, is itself a detector of damage they miss (mild blur, a
 # GFPGAN mix's noise under JPEG). Set on test faces 481-960 (the harness scores the first 480),
 # faces no measure flagged, RMS of the model's change finer than 9 px, grey levels: clean and
-# the four milder lightings p90 0.09-0.11, the highest clean ones 1-4.6 (soft photos the model
+# the four milder lightings p90 0.09-0.11, yet a few clean ones up to 4.6 (soft photos the model
 # sharpens); GFPGAN-mixed p10 4.2, median 7.4; motion-blurred median 2.7. The generator's change
 # of the face's light (mean |log ratio| of 16 px block luminance) keeps badly lit faces, whose
 # detail the detail model barely touches, with the generator: lightings median 0.14-0.19,
