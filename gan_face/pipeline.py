@@ -512,14 +512,15 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
       faces, when there is one: in place of the inpainting model on 240 harness faces it gained
       1.0 dB with every damage at once ("all") and lost 0.55 dB inside the holes of sound faces;
     - a face whose detail is damaged (blurred, noisy, small, or mildly damaged as the
-      `second_look` finds) and that is neither dark nor bright: the detail model alone, on the face as it came (it was trained on raw damaged
-      faces). On 48 test faces it gains 1.0-1.2 dB over the generator on motion blur, x4 and
-      the GFPGAN mix; after the generator it gains nothing; and the generator, trained beside
-      lighting, "relights" some naturally lit blurred faces badly (34 -> 16 dB). Uneven light
-      does not send such a face to the generator: the measure flags 13 % of naturally lit
-      faces (32 of the harness's first 240 clean ones), and on the first 240 faces sending
-      blurred, uneven ones to the detail model too gained 0.15 dB on motion blur, 0.14 on x4
-      and 0.16 on the GFPGAN mix, with every lighting row within 0.02 dB;
+      `second_look` finds) and that is neither dark nor bright: the detail model alone, on
+      the face as it came (it was trained on raw damaged faces). On 48 test faces it gains
+      1.0-1.2 dB over the generator on motion blur, x4 and the GFPGAN mix; after the
+      generator it gains nothing; and the generator, trained beside lighting, "relights"
+      some naturally lit blurred faces badly (34 -> 16 dB). Uneven light does not send
+      such a face to the generator: the measure flags 13 % of naturally lit faces (32 of
+      the harness's first 240 clean ones), and on the first 240 faces sending blurred,
+      uneven ones to the detail model too gained 0.15 dB on motion blur, 0.14 on x4 and
+      0.16 on the GFPGAN mix, with every lighting row within 0.02 dB;
     - a face too large for that (its crop wider than DETAIL_MAX_PX in the photo), blurred or
       noisy where it shows (`assess`), well lit: the high-resolution model on its 256 px crop,
       after NL-means at the photo's resolution when noisy (per-pixel noise there is above any
