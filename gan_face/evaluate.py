@@ -101,10 +101,10 @@ def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> tuple[to
         # as the pipeline assesses them: with their holes inpainted
         hole_of = [None] * len(faces[part]) if holes is None else [h[0].numpy() if h.max() > 0 else None for h in holes]
         assessments = [assess(unpainted(f, h), 128.0) for f, h in zip(faces[part], hole_of)]
-        assessments = second_look(models, lq[part], assessments, [h is not None for h in hole_of])
+        assessments, looked = second_look(models, lq[part], assessments, [h is not None for h in hole_of])
         plans = [plan(a, h is not None, set(models)) for a, h in zip(assessments, hole_of)]
         counts.update(" > ".join(p) or "nothing" for p in plans)
-        outs.append(run_models(models, lq[part], holes, plans))
+        outs.append(run_models(models, lq[part], holes, plans, done=looked))
     return torch.cat(outs), counts
 
 

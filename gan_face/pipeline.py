@@ -282,7 +282,7 @@ class FaceRestorer:
         source = None
         if faces:  # costs the faces it looks at a detail and a generator pass at 128 px (about 8 ms each)
             source = batch_to_unit(np.stack(crops))
-            assessments = second_look({name: models[name] for name in have}, source, assessments, [h is not None for h in holes])
+            assessments, looked = second_look({name: models[name] for name in have}, source, assessments, [h is not None for h in holes])
         needs_detail = [a.needs_detail or h is not None for a, h in zip(assessments, holes)]
         stages = [plan(a, h is not None, have) for a, h in zip(assessments, holes)]
         lap("assess")
@@ -294,7 +294,7 @@ class FaceRestorer:
 
         restored = None
         if faces:  # the models take a binary mask: the dilated stroke
-            restored = run_models(models, source, (hole_batch(list(range(len(faces)))) > 0.5).float(), stages, lap)
+            restored = run_models(models, source, (hole_batch(list(range(len(faces)))) > 0.5).float(), stages, lap, looked)
         else:
             for stage in STAGES:
                 lap(stage)
@@ -474,30 +474,34 @@ FILLERS = ("inpaint", "inpaint_damaged", "generator")  # the stages that fill a 
 
 
 @torch.inference_mode()
-def second_look(models: dict, faces: torch.Tensor, assessments: list[Assessment], holed: list[bool]) -> list[Assessment]:
+def second_look(models: dict, faces: torch.Tensor, assessments: list[Assessment], holed: list[bool]) -> tuple[list[Assessment], dict]:
     """`assessments`, with the faces the measures passed looked at again by the models: each
     face with no hole, no damage found, neither dark nor bright and at most DETAIL_MAX_PX wide
     goes through the detail model and the generator, and its assessment records how much they
     change it (`Assessment.model_sees_damage`). faces: (N,3,128,128) aligned, in [0,1]; models:
     stage name -> model. Of the harness's 480 faces the measures pass 67 GFPGAN-mixed and 33
     motion-blurred ones (neither dark nor bright), on which the detail model scores 1.8 and 2.6
-    dB above the generator. The pipeline and the 128 px harness both call this before `plan`."""
+    dB above the generator. The pipeline and the 128 px harness both call this before `plan`.
+
+    Also returns the outputs it computed, face index -> {stage: face}: each face it looks at is
+    planned one of those two stages alone (it has no hole, and no blur for DeblurGAN-v2), so
+    `run_models` takes that output instead of running the stage again."""
     if not {"detail", "generator"} <= set(models):
-        return assessments
+        return assessments, {}
     rows = [
         i
         for i, (a, hole) in enumerate(zip(assessments, holed))
         if not (hole or a.needs_detail or a.dark or a.bright or a.face_px > DETAIL_MAX_PX)
     ]
     if not rows:
-        return assessments
+        return assessments, {}
     x = faces[rows]
-    fine = fine_change(x, run_stage(models["detail"], x))
-    light = light_change(x, run_stage(models["generator"], x))
+    detail, generator = run_stage(models["detail"], x), run_stage(models["generator"], x)
+    fine, light = fine_change(x, detail), light_change(x, generator)
     out = list(assessments)
     for k, i in enumerate(rows):
         out[i] = replace(out[i], fine_change=fine[k].item(), light_change=light[k].item())
-    return out
+    return out, {i: {"detail": detail[k], "generator": generator[k]} for k, i in enumerate(rows)}
 
 
 def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
@@ -549,14 +553,20 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     return stages + ["generator"] if "generator" in have else stages
 
 
-def run_models(models: dict, faces: torch.Tensor, masks: torch.Tensor | None, plans: list[list[str]], lap=None) -> torch.Tensor:
+def run_models(models: dict, faces: torch.Tensor, masks: torch.Tensor | None, plans: list[list[str]], lap=None, done: dict | None = None) -> torch.Tensor:
     """Each face's planned stages (`plan`) on (N,3,128,128) aligned faces in [0,1], stage by
     stage in the order of STAGES, each a batch of the faces planned for it (`run_stage`).
     models: stage name -> model; masks: (N,1,128,128) binary holes, or None: given to the stage
     that fills a face's holes (the first of FILLERS in its plan); the stages
-    after it see the filled face. `lap(stage)` is called after each stage."""
+    after it see the filled face. done: face index -> {stage: output} computed already on these
+    faces with no holes (`second_look`'s): a face planned for one such stage alone takes it.
+    `lap(stage)` is called after each stage."""
     out = faces.clone()
     fillers = [next((s for s in FILLERS if s in p), None) for p in plans]
+    plans = list(plans)
+    for i, outputs in (done or {}).items():
+        if len(plans[i]) == 1 and plans[i][0] in outputs:
+            out[i], plans[i] = outputs[plans[i][0]], []
     for stage in STAGES:
         rows = [i for i, p in enumerate(plans) if stage in p]
         if rows:

@@ -347,6 +347,15 @@ def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
     # face 1 has no inpainting model in its plan: the generator fills it, and only it
     assert [m.sum().item() for m in seen["generator"]] == [0, 128 * 128, 0]
 
+    # an output the second look computed already is taken, not computed again; only for a
+    # face whose plan is that one stage
+    faces, given = torch.rand(3, 3, 128, 128), torch.rand(3, 128, 128)
+    plans = [["generator"], ["generator"], ["inpaint", "generator"]]
+    out = pipeline.run_models(spies, faces, torch.zeros(3, 1, 128, 128), plans, done={1: {"generator": given}, 2: {"generator": given}})
+    assert len(seen["generator"]) == 2  # faces 0 and 2
+    assert torch.equal(out[1], given) and torch.equal(out[0], faces[0]) and torch.equal(out[2], faces[2])
+    assert plans[1] == ["generator"]  # the caller's plans are left as they were
+
 
 def test_plan_for_faces_with_holes():
     from gan_face import pipeline
@@ -418,7 +427,7 @@ def test_the_second_look_finds_damage_the_measures_miss(shipped):
 
     def looked(batch):
         first = [assess(c, 128.0) for c in batch_from_unit(batch)]
-        return first, second_look(models, batch, first, [False] * len(first))
+        return first, second_look(models, batch, first, [False] * len(first))[0]
 
     mixed = degradations.mixed(faces, torch.Generator().manual_seed(1))
     first, second = looked(mixed)
@@ -427,6 +436,11 @@ def test_the_second_look_finds_damage_the_measures_miss(shipped):
     with torch.no_grad():
         detail, generator = (psnr(run_stage(m, mixed[found]), faces[found]) for m in (shipped.detail, shipped.generator))
     assert (detail > generator + 1).all()
+    # the outputs it hands on for `run_models` are those the models give
+    outputs = second_look(models, mixed[found], [first[i] for i in found], [False] * len(found))[1]
+    assert sorted(outputs) == list(range(len(found)))
+    with torch.no_grad():
+        assert torch.allclose(outputs[0]["detail"], run_stage(shipped.detail, mixed[found[:1]])[0], atol=1e-4)
     for sound in (faces, degradations.lighting(faces, "left side"), degradations.lighting(faces, "frontal")):
         assert not any(b.model_sees_damage for b in looked(sound)[1])
     # through the pipeline, as a user's aligned face
