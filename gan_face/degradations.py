@@ -217,22 +217,43 @@ def _entry_scale(kind: str, p: dict, xs: torch.Tensor, ys: torch.Tensor) -> torc
     return r2.sqrt()
 
 
+# the hand's fingers, from the little finger to the thumb: (base x, length) in the hand's frame
+FINGERS = ((-0.6, 1.5), (-0.2, 1.8), (0.2, 1.7), (0.6, 1.4), (1.0, 1.0))
+
+
+def _hand(p: dict, xs: torch.Tensor, ys: torch.Tensor):
+    """The hand's boolean (H,W) mask as a function of its scale s: a palm (ellipse) and four
+    fingers and a thumb (strokes), rotated together. The fingers move outwards as s grows, so
+    a pixel can leave a finger again: no entry scale, and `occlusion_mask` bisects on the area,
+    calling this some 30 times per hand: what does not change with s is computed once, and the
+    five fingers are one batched distance."""
+    palm = _ellipse_radius2(xs, ys, p["cx"], p["cy"], 0.9, 1.0, p["angle"])
+    c, si = math.cos(p["angle"]), math.sin(p["angle"])
+
+    def mask(s: float) -> torch.Tensor:
+        rows = []
+        for k, (fx, length) in enumerate(FINGERS):
+            tilt = -0.9 if k == 4 else 0.0  # the thumb points sideways
+            bx, by = fx * s, -0.6 * s
+            tx, ty = bx + length * s * math.sin(-tilt) * (1 if k < 4 else -1), by - length * s * math.cos(tilt)
+            (x0, y0), (x1, y1) = (p["cx"] + c * bx - si * by, p["cy"] + si * bx + c * by), (p["cx"] + c * tx - si * ty, p["cy"] + si * tx + c * ty)
+            dx, dy = x1 - x0, y1 - y0
+            rows.append((x0, y0, dx, dy, max(dx * dx + dy * dy, 1e-9)))
+        x0, y0, dx, dy, length2 = torch.tensor(rows, dtype=xs.dtype).T[..., None, None]
+        # squared distance to each finger's segment (as `_segment_distance2`, five at once)
+        t = (((xs - x0) * dx + (ys - y0) * dy) / length2).clamp(0, 1)
+        fingers = ((xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2 <= (0.17 * s) ** 2).any(0)
+        return fingers | (palm <= s * s)
+
+    return mask
+
+
 def _shape_mask(kind: str, p: dict, s: float, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
     """Boolean (H,W) mask of one occluder at scale s (area grows monotonically with s)."""
     if kind in OCCLUDERS and kind != "hand":
         return _entry_scale(kind, p, xs, ys) <= s
     if kind == "hand":
-        # palm (ellipse) + four fingers and a thumb (strokes), rotated together; the fingers move
-        # outwards as s grows, so a pixel can leave a finger again: no entry scale
-        m = _ellipse_radius2(xs, ys, p["cx"], p["cy"], 0.9, 1.0, p["angle"]) <= s * s
-        c, si = math.cos(p["angle"]), math.sin(p["angle"])
-        for k, (fx, length) in enumerate(((-0.6, 1.5), (-0.2, 1.8), (0.2, 1.7), (0.6, 1.4), (1.0, 1.0))):
-            tilt = -0.9 if k == 4 else 0.0  # the thumb points sideways
-            bx, by = fx * s, -0.6 * s
-            tx, ty = bx + length * s * math.sin(-tilt) * (1 if k < 4 else -1), by - length * s * math.cos(tilt)
-            rot = lambda x, y: (p["cx"] + c * x - si * y, p["cy"] + si * x + c * y)  # noqa: E731
-            m |= _segment_distance2(xs, ys, rot(bx, by), rot(tx, ty)) <= (0.17 * s) ** 2
-        return m
+        return _hand(p, xs, ys)(s)
     raise ValueError(f"occluder must be one of {OCCLUDERS}, got {kind!r}")
 
 
@@ -261,16 +282,16 @@ def occlusion_mask(
             if m.float().mean() > hi:  # a jump in area at one scale (symmetric pixels): take the smaller side
                 m = entry < s
         else:
-            a, b = 0.0, 4.0
+            hand, a, b = _hand(p, xs, ys), 0.0, 4.0
             for _ in range(30):  # bisection: the hand's area grows with s (its pixels need not)
                 s = (a + b) / 2
-                if _shape_mask(kind, p, s, xs, ys).float().mean() < target:
+                if hand(s).float().mean() < target:
                     a = s
                 else:
                     b = s
-            m = _shape_mask(kind, p, b, xs, ys)
+            m = hand(b)
             if m.float().mean() > hi:  # a jump in area at one pixel: take the smaller side
-                m = _shape_mask(kind, p, a, xs, ys)
+                m = hand(a)
         masks[i, 0] = m.float()
     return masks
 

@@ -161,7 +161,8 @@ class UNetGenerator(
         # 4. relit input + residual (the head)
         base = x
         if self.gain is not None:
-            log_gain = F.interpolate(self.gain(feat), scale_factor=2.0, mode="bilinear", align_corners=False)
+            # 3 channels: bilinear upsampling (and its backward) is 1.5x faster in the contiguous layout than channels-last
+            log_gain = F.interpolate(self.gain(feat).contiguous(), scale_factor=2.0, mode="bilinear", align_corners=False)
             base = (x + 1) * torch.exp(log_gain.clamp(-4, 4)) - 1  # gain on [0,1] intensities
         if self.out_scale == 2:
             base = F.interpolate(base, scale_factor=2.0, mode="bilinear", align_corners=False)

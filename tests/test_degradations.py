@@ -79,6 +79,25 @@ def test_occluder_scale_is_the_smallest_that_covers_the_area(kind):
         assert (found != D._shape_mask(kind, p, b, xs, ys)).sum() <= 1  # a pixel on the boundary, at most
 
 
+def test_the_hand_is_its_palm_and_five_finger_strokes():
+    # `_hand` batches the five fingers' distances (the hand's bisection calls it some 30 times):
+    # the same mask, pixel for pixel, as drawing each finger as its own stroke
+    xs, ys = D._grid(128, 128)
+    for seed in range(6):
+        p = D._shape_params("hand", gen(seed))
+        c, si = math.cos(p["angle"]), math.sin(p["angle"])
+        rot = lambda x, y: (p["cx"] + c * x - si * y, p["cy"] + si * x + c * y)  # noqa: E731
+        for s in (0.1, 0.25, 0.5):
+            want = D._ellipse_radius2(xs, ys, p["cx"], p["cy"], 0.9, 1.0, p["angle"]) <= s * s
+            for k, (fx, length) in enumerate(D.FINGERS):
+                tilt = -0.9 if k == 4 else 0.0
+                bx, by = fx * s, -0.6 * s
+                tip = (bx + length * s * math.sin(-tilt) * (1 if k < 4 else -1), by - length * s * math.cos(tilt))
+                want |= D._segment_distance2(xs, ys, rot(bx, by), rot(*tip)) <= (0.17 * s) ** 2
+            got = D._hand(p, xs, ys)(s)
+            assert torch.equal(got, want) and 0 < got.float().mean() < 1
+
+
 def test_occlusion_fills(faces128):
     _, mask = D.occlude(faces128, gen(3), area=(0.2, 0.3))
     for fill in D.FILLS:
