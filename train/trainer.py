@@ -402,4 +402,11 @@ class Trainer:
 
 
 def fit(cfg: TrainConfig) -> dict:
-    return Trainer(cfg).run()
+    trainer = Trainer(cfg)
+    stats = trainer.run()
+    # under torchrun: every process waits for the main one (its last checkpoint, export, push),
+    # then the process group is closed; a process that exits with gloo's threads still running
+    # can abort on the way out ("terminate called without an active exception")
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
+    return stats
