@@ -170,7 +170,13 @@ def _segment_distance2(xs, ys, p0, p1):
     """Squared distance to a line segment (a brush stroke is the pixels within its radius)."""
     (x0, y0), (x1, y1) = p0, p1
     dx, dy = x1 - x0, y1 - y0
-    t = (((xs - x0) * dx + (ys - y0) * dy) / max(dx * dx + dy * dy, 1e-9)).clamp(0, 1)
+    return _offset_distance2(xs, ys, x0, y0, dx, dy, max(dx * dx + dy * dy, 1e-9))
+
+
+def _offset_distance2(xs, ys, x0, y0, dx, dy, length2):
+    """Squared distance to the segment from (x0, y0) to (x0 + dx, y0 + dy), length2 its squared
+    length (> 0): numbers, or tensors that broadcast against xs (several segments at once)."""
+    t = (((xs - x0) * dx + (ys - y0) * dy) / length2).clamp(0, 1)
     return (xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2
 
 
@@ -239,11 +245,9 @@ def _hand(p: dict, xs: torch.Tensor, ys: torch.Tensor):
             (x0, y0), (x1, y1) = (p["cx"] + c * bx - si * by, p["cy"] + si * bx + c * by), (p["cx"] + c * tx - si * ty, p["cy"] + si * tx + c * ty)
             dx, dy = x1 - x0, y1 - y0
             rows.append((x0, y0, dx, dy, max(dx * dx + dy * dy, 1e-9)))
-        x0, y0, dx, dy, length2 = torch.tensor(rows, dtype=xs.dtype).T[..., None, None]
-        # squared distance to each finger's segment (as `_segment_distance2`, five at once)
-        t = (((xs - x0) * dx + (ys - y0) * dy) / length2).clamp(0, 1)
-        fingers = ((xs - x0 - t * dx) ** 2 + (ys - y0 - t * dy) ** 2 <= (0.17 * s) ** 2).any(0)
-        return fingers | (palm <= s * s)
+        # (5,1,1) each: the five fingers' segments at once
+        fingers = _offset_distance2(xs, ys, *torch.tensor(rows, dtype=xs.dtype).T[..., None, None]) <= (0.17 * s) ** 2
+        return fingers.any(0) | (palm <= s * s)
 
     return mask
 
