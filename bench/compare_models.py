@@ -5,7 +5,8 @@ harness, for choosing between training runs).
 
 Each model runs alone (`pipeline.run_stage`, no planning) on the first --limit test faces with
 motion blur, x4 downscaling, the GFPGAN mix (fixed seed 7) and on the clean faces; prints PSNR /
-LPIPS (AlexNet) per damage; then PSNR / LPIPS inside the mask of the harness's occlusions (seed
+LPIPS (AlexNet) per damage (with --vgg also LPIPS with VGG16: a check that shares no network with
+a model trained on the AlexNet LPIPS, `train --lpips_weight`); then PSNR / LPIPS inside the mask of the harness's occlusions (seed
 7, the models given the mask) beside `cv2.inpaint`; then the median dlib identity distance on the first
 --identity-limit faces, damaged as the harness damages them (`evaluate.degrade`, seed 5).
 """
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=240)
     parser.add_argument("--identity-limit", type=int, default=100, help="0 = skip the dlib identity distance")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--vgg", action="store_true", help="also LPIPS with VGG16 (PSNR/LPIPS alex/LPIPS vgg)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if any("=" not in m for m in args.models):
@@ -57,13 +59,14 @@ def main() -> None:
     clean = batch_to_unit(AlignedFaces(TEST_FACES, 128, limit=max(args.limit, args.identity_limit)).images)
     faces = clean[: args.limit]
 
+    def scores(x: torch.Tensor) -> str:
+        vgg = f"/{lpips(x, faces, net='vgg').mean():.3f}" if args.vgg else ""
+        return f"{psnr(x, faces).mean():.2f}/{lpips(x, faces).mean():.3f}{vgg}"
+
     for damage, make in DAMAGES.items():
         lq = make(faces, torch.Generator().manual_seed(7))
-        row = [f"{damage:7s} input {psnr(lq, faces).mean():.2f}/{lpips(lq, faces).mean():.3f}"]
-        for name, model in models.items():
-            out = restore(model, lq)
-            row.append(f"{name} {psnr(out, faces).mean():.2f}/{lpips(out, faces).mean():.3f}")
-        print("PSNR/LPIPS " + " | ".join(row), flush=True)
+        row = [f"{damage:7s} input {scores(lq)}"] + [f"{name} {scores(restore(model, lq))}" for name, model in models.items()]
+        print(("PSNR/LPIPS/LPIPS-vgg " if args.vgg else "PSNR/LPIPS ") + " | ".join(row), flush=True)
 
     d = degrade("occlusion", faces, 7)
     lq, mask = d["lq"], d["mask"]

@@ -307,6 +307,15 @@ def test_perceptual_loss_is_finite_and_reaches_g(tmp_path):
     assert stats["g_loss"] > stats["l1"] + 0.1 * stats["perceptual"] * 0.99  # it is part of G's loss
 
 
+def test_lpips_loss_is_finite_and_reaches_g(tmp_path):
+    trainer = Trainer(tiny(tmp_path, lpips_weight=0.5))
+    before = [p.detach().clone() for p in trainer.g.parameters()]
+    stats = trainer.train_step(*trainer.sample_batch())
+    assert 0 < stats["lpips"] < 1.5 and math.isfinite(stats["g_loss"])
+    assert stats["g_loss"] > stats["l1"] + 0.5 * stats["lpips"] * 0.99  # it is part of G's loss
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.g.parameters()))
+
+
 def test_identity_loss_is_finite_and_reaches_g(tmp_path):
     trainer = Trainer(tiny(tmp_path, identity_weight=0.5))
     before = [p.detach().clone() for p in trainer.g.parameters()]
@@ -395,14 +404,14 @@ def test_no_loss_term_dominates_on_a_batch_with_a_large_hole(tmp_path):
     # area, so a large hole cannot swamp the rest (x2 weight: 3.8x the L1's here). The identity
     # term's gradient is large per unit of weight (on the trained detail model 120x the L1's at
     # weight 1): at 0.01 it is level with L1, at 0.1 (runs/detail2) it leads.
-    trainer = Trainer(tiny(tmp_path, size=128, gan=True, mask_l1_weight=2.0, identity_weight=0.01, perceptual_weight=0.1))
+    trainer = Trainer(tiny(tmp_path, size=128, gan=True, mask_l1_weight=2.0, identity_weight=0.01, perceptual_weight=0.1, lpips_weight=0.2))
     _, _, hq = trainer.sample_batch()
     mask = torch.zeros(len(hq), 1, 128, 128)
     mask[..., 20:100, 10:118] = 1  # about half of each face
     lq = hq * (1 - mask)
     fake = trainer.g(lq * 2 - 1, mask).detach().requires_grad_(True)
     terms = trainer.generator_terms(fake, hq * 2 - 1, mask)
-    assert set(terms) == {"l1", "masked_l1", "adv", "fm", "perceptual", "identity"}
+    assert set(terms) == {"l1", "masked_l1", "adv", "fm", "perceptual", "lpips", "identity"}
     norms = {}
     for name, (weight, value) in terms.items():
         (grad,) = torch.autograd.grad(weight * value, fake, retain_graph=True)

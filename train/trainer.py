@@ -29,6 +29,7 @@ from gan_face.dataset import AlignedFaces
 from gan_face.dlib_resnet import IdentityDistance
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.metrics import psnr
+from gan_face.perceptual import LPIPS
 from train import checkpoint, losses
 from train.config import TrainConfig
 from train.export import export_generator
@@ -114,6 +115,7 @@ class Trainer:
 
         self.g, self.d = build_generator(cfg), build_discriminator(cfg)
         self.perceptual = losses.PerceptualLoss().to(self.accelerator.device) if cfg.perceptual_weight > 0 else None
+        self.lpips = LPIPS("alex").to(self.accelerator.device) if cfg.lpips_weight > 0 else None
         self.identity = IdentityDistance().to(self.accelerator.device) if cfg.identity_weight > 0 else None
         self.init = self.init_weights(Path(cfg.init_from)) if cfg.init_from and not cfg.resume else None
         betas = (cfg.beta1, cfg.beta2)
@@ -243,7 +245,7 @@ class Trainer:
         d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
         lq, hq = unit_to_signed(lq), unit_to_signed(hq)
         micro = lambda t, k: None if t is None else t[k * cfg.micro : (k + 1) * cfg.micro]  # noqa: E731
-        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "identity", "gp", "d_real", "d_fake"), 0.0)
+        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "lpips", "identity", "gp", "d_real", "d_fake"), 0.0)
         gp_step = cfg.gp != "none" and self.step % cfg.gp_every == 0
 
         # 2. generator forward, kept for the G phase
@@ -304,7 +306,7 @@ class Trainer:
     def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
         """G's loss terms on one micro-batch (in [-1,1]): name -> (weight, value); the loss is
         their weighted sum. Terms that do not apply are left out: the hole term without a mask,
-        D's terms in the PSNR phase, the perceptual and identity terms when their weight is 0."""
+        D's terms in the PSNR phase, the perceptual, LPIPS and identity terms when their weight is 0."""
         cfg = self.cfg
         terms = {"l1": (cfg.l1_weight, F.l1_loss(fake, real))}
         if mask is not None and cfg.g_out_scale == 1:
@@ -318,6 +320,9 @@ class Trainer:
             terms["fm"] = (cfg.fm_weight, losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats]))
         if self.perceptual is not None:
             terms["perceptual"] = (cfg.perceptual_weight, self.perceptual(fake, real))
+        if self.lpips is not None:
+            with self.autocast():  # 79 -> 117 ms for 16 faces without it
+                terms["lpips"] = (cfg.lpips_weight, self.lpips(signed_to_unit(fake), signed_to_unit(real)).float().mean())
         if self.identity is not None:
             terms["identity"] = (cfg.identity_weight, self.identity(signed_to_unit(fake).clamp(0, 1), signed_to_unit(real)).mean())
         return terms
