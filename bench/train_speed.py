@@ -5,8 +5,9 @@
 Prints images/s and peak RSS of training steps at 128 px, batch 16 (as `python -m train`
 runs them: the PSNR phase, G alone, and the GAN phase, G + D with the gradient penalty at its
 configured interval; each in float32 and in bf16 autocast), the
-FLOPs per image of G and D, the generator's inference time per face at 128 and 256 px, and the
-time to draw one occlusion mask at 128 px per occluder (`degradations.occlusion_mask`, one of the
+FLOPs per image of G and D, what each optional loss network adds to a step (its forward and backward
+for 16 faces at 128 px, bf16 autocast, as `Trainer.generator_terms` runs it), the generator's
+inference time per face at 128 and 256 px, and the time to draw one occlusion mask at 128 px per occluder (`degradations.occlusion_mask`, one of the
 per-image costs of the degradations).
 """
 
@@ -73,6 +74,29 @@ def main() -> None:
                     f"{args.threads} threads: {16 / statistics.mean(steady):.1f} images/s ({statistics.mean(steady):.2f} s/step, "
                     f"sampling and degradation included), peak RSS {peak_rss_mb():.0f} MB (after data load {rss_before:.0f} MB)"
                 )
+
+    # the optional loss terms' networks (--perceptual_weight, --lpips_weight, --identity_weight)
+    from gan_face.dlib_resnet import IdentityDistance
+    from gan_face.perceptual import LPIPS
+    from train.losses import PerceptualLoss
+
+    real = torch.rand(16, 3, 128, 128) * 2 - 1
+    costs = {}
+    for name, term in (
+        ("VGG16 perceptual", PerceptualLoss()),
+        ("LPIPS (AlexNet)", lambda a, b, net=LPIPS("alex"): net((a + 1) / 2, (b + 1) / 2)),
+        ("dlib identity", lambda a, b, net=IdentityDistance(): net(((a + 1) / 2).clamp(0, 1), (b + 1) / 2)),
+    ):
+        runs = []
+        for _ in range(4):
+            fake = (torch.rand_like(real) * 2 - 1).requires_grad_(True)
+            t = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                value = term(fake, real).float().mean()
+            value.backward()
+            runs.append(time.perf_counter() - t)
+        costs[name] = 1000 * statistics.median(runs[1:])
+    print(f"loss networks, forward + backward, 16 faces at 128 px, bf16, {args.threads} threads: " + ", ".join(f"{k} {v:.0f} ms" for k, v in costs.items()))
 
     if args.model == "generator":
         g = UNetGenerator().eval()

