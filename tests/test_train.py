@@ -289,6 +289,24 @@ def test_export_command_writes_generator_and_discriminator(tmp_path):
     assert export_main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 1  # a clear error, no traceback
 
 
+def test_exported_card_records_the_training_command(tmp_path):
+    # without --command, the card gives the `python -m train` line that parse_args reads back
+    # as the checkpoint's config (not the export's own argv)
+    import re
+    import shlex
+
+    from train.config import parse_args
+    from train.export import main as export_main
+
+    cfg = tiny(tmp_path, steps=1, gan=False, mask_l1_weight=2.5)
+    fit(cfg)
+    assert export_main([str(Path(cfg.out) / "checkpoint.pt"), str(tmp_path / "g")]) == 0
+    command = re.search(r"- command: `(.*)`", (tmp_path / "g" / "README.md").read_text()).group(1)
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "train"] and "--gan" in words and "--mask_l1_weight" in words
+    assert parse_args(words[3:]) == cfg
+
+
 def test_psnr_phase_trains_g_alone(tmp_path):
     # --gan false (ESRGAN's first phase): no discriminator step, no adversarial terms
     trainer = Trainer(tiny(tmp_path, gan=False))

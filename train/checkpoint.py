@@ -10,15 +10,13 @@ previous checkpoint intact. It is read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import platform
-import shlex
-import sys
 from pathlib import Path
 
 import torch
 
 from gan_face.atomic import atomic_write
 from gan_face.degradations import MOTION_LENGTH, TRAINING_KINDS
-from train.config import KIND_WEIGHT_FLAGS
+from train.config import KIND_WEIGHT_FLAGS, command_line
 
 # Fields that change the networks: a checkpoint only resumes into the same values.
 ARCHITECTURE_FIELDS = ("model", "size", "g_channels", "g_blocks", "g_norm", "g_relight", "g_out_scale", "g_mirror", "d_channels", "d_max_channels", "d_layers", "d_norm")
@@ -121,9 +119,7 @@ def training_card(
     if init:  # fine-tuned: count the run it started from too
         extra = f"- initialised from: `{init['from']}` (step {init['step']}, {init['wall'] / 3600:.2f} h; steps and wall time above include it)\n" + extra
         step, wall_seconds = step + init["step"], wall_seconds + init["wall"]
-    if command is None:
-        running_train = sys.argv[0].endswith(("train", "train/__main__.py"))
-        command = "python -m train " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if running_train else "python -m train (called from Python)"
+    command = command or command_line(cfg)
     return f"""
 
 ## Training

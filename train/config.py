@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 from dataclasses import dataclass, field
 
 from gan_face import degradations
@@ -164,3 +165,18 @@ def parse_args(argv=None) -> TrainConfig:
     except ValueError as e:
         parser.error(str(e))
     return cfg
+
+
+def command_line(config: dict) -> str:
+    """The `python -m train` command that `parse_args` reads back as `config` (a checkpoint's
+    config dict): every value that differs from the default. Recorded in exported model cards;
+    the argv of the export itself would say nothing of how the weights were trained."""
+    flags = []
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.name not in config or config[f.name] == default:
+            continue
+        value = config[f.name]
+        words = [str(v) for v in value] if isinstance(value, list) else ["true" if value is True else "false" if value is False else str(value)]
+        flags += [f"--{f.name}", *words]
+    return " ".join(["python -m train", *(shlex.quote(w) for w in flags)])

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("checkpoint")
     p.add_argument("out", nargs="?", help="folder to write")
     p.add_argument("--push-to-hub", default="", help="Hub repo id to push to (needs network and a token)")
-    p.add_argument("--command", default=None, help="the training command to record in the model card")
+    p.add_argument("--command", default=None, help="the training command to record in the model card (default: the `python -m train` line of the checkpoint's config)")
     p.add_argument("--discriminator", default="", help="also write the discriminator to this folder")
     args = p.parse_args(argv)
     try:
