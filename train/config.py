@@ -145,6 +145,10 @@ def _boolean(text: str) -> bool:
     return values[text.lower()]
 
 
+def _default(f: dataclasses.Field):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
 def parse_args(argv=None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         prog="python -m train",
@@ -152,7 +156,7 @@ def parse_args(argv=None) -> TrainConfig:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = _default(f)
         if isinstance(default, list):
             parser.add_argument(f"--{f.name}", type=type(default[0]), nargs="+", default=default)
         elif isinstance(default, bool):  # type=bool would read "False" as True
@@ -173,8 +177,7 @@ def command_line(config: dict) -> str:
     the argv of the export itself would say nothing of how the weights were trained."""
     flags = []
     for f in dataclasses.fields(TrainConfig):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if f.name not in config or config[f.name] == default:
+        if f.name not in config or config[f.name] == _default(f):
             continue
         value = config[f.name]
         words = [str(v) for v in value] if isinstance(value, list) else ["true" if value is True else "false" if value is False else str(value)]
