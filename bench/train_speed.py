@@ -50,6 +50,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="generator", choices=("generator", "deblur"))
     args = parser.parse_args()
+    if args.steps < 3:  # the first two are the allocator's warm-up and are not timed
+        parser.error(f"--steps must be at least 3, got {args.steps}")
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as out:
@@ -77,6 +79,7 @@ def main() -> None:
 
     # the optional loss terms' networks (--perceptual_weight, --lpips_weight, --identity_weight)
     from gan_face.dlib_resnet import IdentityDistance
+    from gan_face.imageops import signed_to_unit
     from gan_face.perceptual import LPIPS
     from train.losses import PerceptualLoss
 
@@ -84,8 +87,8 @@ def main() -> None:
     costs = {}
     for name, term in (
         ("VGG16 perceptual", PerceptualLoss()),
-        ("LPIPS (AlexNet)", lambda a, b, net=LPIPS("alex"): net((a + 1) / 2, (b + 1) / 2)),
-        ("dlib identity", lambda a, b, net=IdentityDistance(): net(((a + 1) / 2).clamp(0, 1), (b + 1) / 2)),
+        ("LPIPS (AlexNet)", lambda a, b, net=LPIPS("alex"): net(signed_to_unit(a), signed_to_unit(b))),
+        ("dlib identity", lambda a, b, net=IdentityDistance(): net(signed_to_unit(a).clamp(0, 1), signed_to_unit(b))),
     ):
         runs = []
         for _ in range(4):
