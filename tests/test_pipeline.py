@@ -214,6 +214,26 @@ def test_a_filled_hole_meets_the_face_without_a_rim_or_a_colour_step(shipped, se
     assert np.abs((out - clean)[inner].mean(0)).max() < 4
 
 
+def test_a_sound_face_with_a_hole_keeps_its_own_pixels_away_from_the_hole(shipped):
+    import cv2
+
+    # 512 px wide (a face about 200 px): the inpainting model's 128 px copy of the face around the
+    # hole, pasted as a residual, moved pixels away from it by up to 8 grey levels (mean 0.129)
+    clean = cv2.resize(portrait(), (512, 683), interpolation=cv2.INTER_AREA)
+    face = shipped.detector(clean)[0]
+    eyes, mouth = face.landmarks[:2], face.landmarks[3:].mean(0)
+    d = np.linalg.norm(eyes[1] - eyes[0])
+    mask = np.zeros(clean.shape[:2], np.uint8)
+    cv2.ellipse(mask, tuple(int(v) for v in mouth), (int(0.5 * d), int(0.25 * d)), 0, 0, 360, 1, -1)
+    damaged = np.where(mask[..., None] > 0, np.array([40, 200, 220], np.uint8), clean)
+    result = shipped(damaged, mask=mask > 0, upscale=1)
+    assert result.faces[0].stages == ["inpaint", "hole filled"]
+    x0, y0, x1, y1 = face.box.astype(int)
+    far = ~(cv2.dilate(mask, np.ones((15, 15), np.uint8)) > 0)[y0:y1, x0:x1]
+    error = np.abs(result.image.astype(int) - clean)[y0:y1, x0:x1][far]
+    assert error.max() <= 4  # what is left: the inpainting model's (smooth) lighting gain
+
+
 def test_a_hole_over_one_eye_gets_the_fine_detail_of_the_other(shipped, monkeypatch):
     import cv2
 
@@ -321,7 +341,7 @@ def test_a_dark_face_with_holes_is_filled_then_relit(shipped):
     painted = dark.copy()
     painted[mask] = [255, 0, 255]
     result = shipped(painted, upscale=1, mask=mask, faces=[face])
-    assert result.faces[0].stages == ["inpaint_damaged", "generator", "hole filled"]
+    assert result.faces[0].stages == ["inpaint_damaged", "generator (lighting only)", "hole filled"]
     assert "dark" in result.faces[0].assessment.findings
     region = (slice(y0, y1), slice(x0, x1))
     assert result.image[region].mean() > 2 * dark[region].mean()
