@@ -283,7 +283,6 @@ class FaceRestorer:
         if faces:  # one extra 128 px pass for each face it looks at (6-17 ms): the other pass is its output (`run_models`)
             source = batch_to_unit(np.stack(crops))
             assessments, looked = second_look({name: models[name] for name in have}, source, assessments, [h is not None for h in holes])
-        needs_detail = [a.needs_detail for a in assessments]
         stages = [plan(a, h is not None, have) for a, h in zip(assessments, holes)]
         lap("assess")
 
@@ -352,7 +351,7 @@ class FaceRestorer:
             # relit portraits: LPIPS 0.022 -> 0.017, dlib distance 0.10 -> 0.05 without it): relight
             # only. A hole is no reason to keep it: its fill comes in through `filled` (on 24 occluded
             # portraits at 512 px: dlib distance 0.522 -> 0.514, LPIPS 0.212 either way)
-            residual[[k for k, i in enumerate(worked) if not needs_detail[i]]] = 0
+            residual[[k for k, i in enumerate(worked) if not assessments[i].needs_detail]] = 0
             keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
             # a hole's fill is the generator's output with the lighting correction that is kept,
@@ -378,7 +377,7 @@ class FaceRestorer:
         timings["total"] = sum(timings.values())
         results = []
         for i, face in enumerate(faces):
-            done = [s if s != "generator" or needs_detail[i] else "generator (lighting only)" for s in stages[i]]
+            done = [s if s != "generator" or assessments[i].needs_detail else "generator (lighting only)" for s in stages[i]]
             if any(s in done for s in FILLERS) and holes[i] is not None:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
