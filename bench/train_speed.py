@@ -78,24 +78,17 @@ def main() -> None:
                 )
 
     # the optional loss terms' networks (--perceptual_weight, --lpips_weight, --identity_weight)
-    from gan_face.dlib_resnet import IdentityDistance
-    from gan_face.imageops import signed_to_unit
-    from gan_face.perceptual import LPIPS
-    from train.losses import PerceptualLoss
+    from train.losses import IdentityLoss, LPIPSLoss, PerceptualLoss
 
     real = torch.rand(16, 3, 128, 128) * 2 - 1
     costs = {}
-    for name, term in (
-        ("VGG16 perceptual", PerceptualLoss()),
-        ("LPIPS (AlexNet)", lambda a, b, net=LPIPS("alex"): net(signed_to_unit(a), signed_to_unit(b))),
-        ("dlib identity", lambda a, b, net=IdentityDistance(): net(signed_to_unit(a).clamp(0, 1), signed_to_unit(b))),
-    ):
+    for name, term in (("VGG16 perceptual", PerceptualLoss()), ("LPIPS (AlexNet)", LPIPSLoss()), ("dlib identity", IdentityLoss())):
         runs = []
         for _ in range(4):
             fake = (torch.rand_like(real) * 2 - 1).requires_grad_(True)
             t = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                value = term(fake, real).float().mean()
+                value = term(fake, real)
             value.backward()
             runs.append(time.perf_counter() - t)
         costs[name] = 1000 * statistics.median(runs[1:])

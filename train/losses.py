@@ -1,11 +1,14 @@
 """GAN losses: non-saturating adversarial loss, gradient penalties, feature matching, and the
-VGG16 perceptual loss (ImageNet weights converted offline by `gan_face.perceptual`)."""
+terms from pretrained networks: the VGG16 perceptual loss and LPIPS (ImageNet weights converted
+offline by `gan_face.perceptual`), and dlib's identity distance (`gan_face.dlib_resnet`)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gan_face.imageops import signed_to_unit
 
 GRADIENT_PENALTIES = ("r1", "wgan-gp", "none")  # the ones train.py knows: one place for the list
 
@@ -65,7 +68,35 @@ class PerceptualLoss(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         from gan_face.perceptual import imagenet_normalise
 
-        a = self.vgg(imagenet_normalise((fake + 1) / 2))
+        a = self.vgg(imagenet_normalise(signed_to_unit(fake)))
         with torch.no_grad():
-            b = self.vgg(imagenet_normalise((real + 1) / 2))
+            b = self.vgg(imagenet_normalise(signed_to_unit(real)))
         return sum(F.l1_loss(x, y) for x, y in zip(a, b)) / len(a)
+
+
+class LPIPSLoss(nn.Module):
+    """Mean LPIPS (AlexNet, v0.1 heads) between the restored and the clean face; inputs
+    (B,3,H,W) in [-1,1]."""
+
+    def __init__(self):
+        super().__init__()
+        from gan_face.perceptual import LPIPS
+
+        self.lpips = LPIPS("alex")
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return self.lpips(signed_to_unit(fake), signed_to_unit(real)).float().mean()
+
+
+class IdentityLoss(nn.Module):
+    """Mean dlib face-recognition distance between the restored and the clean face; inputs
+    (B,3,H,W) aligned faces in [-1,1] (the restored one clamped: dlib never saw pixels outside)."""
+
+    def __init__(self):
+        super().__init__()
+        from gan_face.dlib_resnet import IdentityDistance
+
+        self.distance = IdentityDistance()
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        return self.distance(signed_to_unit(fake).clamp(0, 1), signed_to_unit(real)).mean()
