@@ -130,8 +130,8 @@ def evaluate(args) -> list[dict]:
     generator = UNetGenerator.from_pretrained(args.generator, strict=True).eval()
     deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     # as in the pipeline, when there is one: faces with holes go to the inpainting generator,
-    # those also damaged to the model trained on such faces, and faces with damaged detail,
-    # neither dark nor bright, to the detail model
+    # those also damaged to the model trained on such faces, and faces with damaged detail to
+    # the detail model (then the generator when dark or bright)
     optional = {"inpaint": args.inpaint, "inpaint_damaged": args.inpaint_damaged, "detail": args.detail}
     models = {"generator": generator} | {
         stage: UNetGenerator.from_pretrained(path, strict=True).eval() for stage, path in optional.items() if path and Path(path).exists()
@@ -182,7 +182,7 @@ def parse_args(argv=None):
     p.add_argument("--deblur", default=str(DEFAULT_DEBLUR))
     p.add_argument("--inpaint", default=str(DEFAULT_INPAINT), help="generator for the occluded faces ('' = the generator)")
     p.add_argument("--inpaint-damaged", default=str(DEFAULT_INPAINT_DAMAGED), help="generator for occluded faces that are damaged too ('' = --inpaint)")
-    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for faces with damaged detail, neither dark nor bright ('' = none)")
+    p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for faces with damaged detail ('' = none)")
     p.add_argument("--out", default="docs/results")
     p.add_argument("--report", default="docs/results.md", help="Markdown report ('' = none)")
     p.add_argument("--card", action="append", default=[], help="model card (README.md) to append the evaluation table to; repeatable")

@@ -111,8 +111,8 @@ class FaceRestorer:
             damaged too (None: `inpaint` fills those as well; see `plan`). Trained so, it fills
             such faces better and holes in sound faces worse than `inpaint`.
         detail: a U-Net trained on blur, low resolution and noise only (no lighting, no holes),
-            run instead of the generator on faces whose detail is damaged and that are neither
-            dark nor bright (None: the generator does them; see `plan`). Trained beside
+            run instead of the generator on faces whose detail is damaged, before it on such faces
+            that are dark or bright (None: the generator does them; see `plan`). Trained beside
             lighting, the generator learnt little of the detail tasks.
         hires: a U-Net trained like `detail` on sharp 256 px faces, run at 256 px on faces larger
             than that in the photo whose detail is damaged (None: they keep their own detail;
@@ -470,7 +470,7 @@ def fill_outside(image: np.ndarray, painted: np.ndarray, matrices: list[np.ndarr
     return np.ascontiguousarray(bgr[:, :, ::-1]), int(left.sum())
 
 
-STAGES = ("deblur", "inpaint", "inpaint_damaged", "generator", "detail")  # the order the 128 px model stages run in
+STAGES = ("deblur", "inpaint", "inpaint_damaged", "detail", "generator")  # the order the 128 px model stages run in
 FILLERS = ("inpaint", "inpaint_damaged", "generator")  # the stages that fill a face's holes (the first in its plan)
 
 
@@ -517,23 +517,27 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
       faces, when there is one: in place of the inpainting model on 240 harness faces it gained
       1.0 dB with every damage at once ("all") and lost 0.55 dB inside the holes of sound faces;
     - a face whose detail is damaged (blurred, noisy, small, or mildly damaged as the
-      `second_look` finds) and that is neither dark nor bright: the detail model alone, on
-      the face as it came (it was trained on raw damaged faces). On 48 test faces it gains
-      1.0-1.2 dB over the generator on motion blur, x4 and the GFPGAN mix; after the
-      generator it gains nothing; and the generator, trained beside lighting, "relights"
-      some naturally lit blurred faces badly (34 -> 16 dB). Uneven light does not send
-      such a face to the generator: the measure flags 13 % of naturally lit faces (32 of
+      `second_look` finds): the detail model, on the face as it came (it was trained on raw
+      damaged faces); then the generator if the face is dark or bright. On 48 test faces the
+      detail model gains 1.0-1.2 dB over the generator on motion blur, x4 and the GFPGAN mix;
+      after the generator it gains nothing; and the generator, trained beside lighting,
+      "relights" some naturally lit blurred faces badly (34 -> 16 dB). Uneven light does not
+      send such a face to the generator: the measure flags 13 % of naturally lit faces (32 of
       the harness's first 240 clean ones), and on the first 240 faces sending blurred,
       uneven ones to the detail model too gained 0.15 dB on motion blur, 0.14 on x4 and
-      0.16 on the GFPGAN mix, with every lighting row within 0.02 dB;
+      0.16 on the GFPGAN mix, with every lighting row within 0.02 dB. Dark ones went to
+      DeblurGAN-v2 and the generator until the harness's 480 faces showed the detail model
+      first doing better on every damage (PSNR, those faces alone): motion blur 11 faces
+      25.41 -> 27.65 dB, x4 12 faces 27.83 -> 28.88, the mix 10 faces 23.70 -> 26.32, low
+      light 12 faces 23.38 -> 25.49, the three other lightings' 5 faces within 0.3 dB;
     - a face too large for that (its crop wider than DETAIL_MAX_PX in the photo), blurred or
       noisy where it shows (`assess`), well lit: the high-resolution model on its 256 px crop,
       after NL-means at the photo's resolution when noisy (per-pixel noise there is above any
       256 px model's reach: its correction is enlarged 2-4x), else followed by unsharp masking
       of the detail finer than its crop (`sharpen_faces`);
-    - every other face: the generator, after DeblurGAN-v2 when blurred (the light measures
-      miss milder uneven lighting that the generator does correct; where the detail is intact
-      only its lighting is kept: FaceRestorer's step 5)."""
+    - every other face: the generator, after DeblurGAN-v2 when blurred and there is no detail
+      model (the light measures miss milder uneven lighting that the generator does correct;
+      where the detail is intact only its lighting is kept: FaceRestorer's step 5)."""
     lit_wrong = assessment.dark or assessment.bright or assessment.uneven
     if hole and "inpaint" in have:
         damaged = assessment.needs_detail or lit_wrong
@@ -543,8 +547,9 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
         return [fill, "detail"] if assessment.needs_detail and "detail" in have else [fill]
     if hole:
         return ["generator"] if "generator" in have else []
-    if assessment.needs_detail and not (assessment.dark or assessment.bright) and "detail" in have:
-        return ["detail"]
+    if assessment.needs_detail and "detail" in have:
+        relight = (assessment.dark or assessment.bright) and "generator" in have
+        return ["detail", "generator"] if relight else ["detail"]
     if assessment.needs_hires and not lit_wrong and "hires" in have:
         return ["denoise", "hires"] if assessment.noisy else ["hires", "sharpen"]
     # a large face keeps its own detail (the generator's residual is dropped): deblurring it at

@@ -160,7 +160,7 @@ Regenerate with `{args.command}` ({time.strftime('%Y-%m-%d')}).
 Test set: {n} aligned faces from `../shared/data/faces/test/` (CelebA, 300 people never used in training;
 {rejected} images without a detected face were skipped), {args.size} px, degradations with fixed seeds.
 Identity distances: median over the first {args.identity_limit} faces, for {args.identity_on.replace(',', ', ')}.
-Generator: `{shown(args.generator)}`; deblurring: `{shown(args.deblur)}`; occluded faces: `{shown(args.inpaint or args.generator)}` (also damaged otherwise: {f'`{shown(args.inpaint_damaged)}`' if args.inpaint_damaged else 'the same'}); detail model (faces with damaged detail, neither dark nor bright): `{shown(args.detail) if args.detail else "none"}`.
+Generator: `{shown(args.generator)}`; deblurring: `{shown(args.deblur)}`; occluded faces: `{shown(args.inpaint or args.generator)}` (also damaged otherwise: {f'`{shown(args.inpaint_damaged)}`' if args.inpaint_damaged else 'the same'}); detail model (faces with damaged detail; the generator after it on dark or bright ones): `{shown(args.detail) if args.detail else "none"}`.
 
 ## Targets
 {chr(10).join(target_lines(results))}

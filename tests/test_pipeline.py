@@ -398,7 +398,8 @@ def test_plan_for_faces_with_holes():
     # the detail model; darkness does
     blurred_uneven = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=1.0, face_px=128)
     assert blurred_uneven.uneven and pipeline.plan(blurred_uneven, False, ALL) == ["detail"]
-    assert pipeline.plan(dark_blurred, False, ALL) == ["deblur", "generator"]
+    assert pipeline.plan(dark_blurred, False, ALL) == ["detail", "generator"]  # restored, then relit
+    assert pipeline.plan(dark_blurred, False, ALL - {"detail"}) == ["deblur", "generator"]
     # with a model for holed faces that are damaged too, those go to it, sound ones do not
     more = ALL | {"inpaint_damaged"}
     dark = Assessment(detail=0.45, noise=1.0, brightness=0.05, unevenness=0.0, face_px=128)
@@ -424,10 +425,40 @@ def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, 
     without = FaceRestorer(restorer.generator, None, restorer.detector)(blurred, upscale=1)
     assert without.faces[0].stages == ["generator"]
     assert not np.array_equal(result.image, without.image)  # the detail model's output is used
-    # a sharp face never reaches it, nor a blurred face that is also badly lit
+    # a sharp face never reaches it; a blurred face that is also badly lit goes on to the generator
     assert with_detail(astronaut, upscale=1).faces[0].stages == ["generator (lighting only)"]
     dark = with_detail((blurred * 0.25).astype(np.uint8), upscale=1).faces[0]
-    assert "dark" in dark.assessment.findings and dark.stages == ["generator"]
+    assert "dark" in dark.assessment.findings and dark.stages == ["detail", "generator"]
+
+
+def test_a_dark_blurred_face_is_restored_by_the_detail_model_then_relit(shipped):
+    # the shipped models on motion-blurred test faces in low light: the detail model first, on the
+    # face as it came, then the generator relights it; what such faces got before (DeblurGAN-v2,
+    # then the generator) ends further from the clean face
+    from gan_face import degradations
+    from gan_face.assess import assess
+    from gan_face.dataset import AlignedFaces
+    from gan_face.imageops import batch_from_unit
+    from gan_face.metrics import psnr
+    from gan_face.pipeline import plan, run_models, run_stage
+
+    from .conftest import TEST_FACES
+
+    clean = AlignedFaces(TEST_FACES, 128, limit=16).images.permute(0, 3, 1, 2).float() / 255
+    lq = degradations.lighting(degradations.motion_blur(clean, torch.Generator().manual_seed(4), (15, 25)), "low light")
+    models = {"deblur": shipped.deblur, "detail": shipped.detail, "generator": shipped.generator}
+    plans = [plan(assess(face, 128.0), False, set(models)) for face in batch_from_unit(lq)]
+    assert plans.count(["detail", "generator"]) >= 6  # the rest: too dark for the blur measure
+    rows = [i for i, p in enumerate(plans) if p == ["detail", "generator"]]
+    with torch.no_grad():
+        now = run_models(models, lq[rows], None, [plans[i] for i in rows])
+        before = run_models(models, lq[rows], None, [["deblur", "generator"]] * len(rows))
+    assert psnr(now, clean[rows]).mean() > psnr(before, clean[rows]).mean() + 1
+    assert now.mean() > 2 * lq[rows].mean()  # relit
+    # in that order: a relit face is not what the detail model was trained on
+    with torch.no_grad():
+        by_hand = run_stage(shipped.generator, run_stage(shipped.detail, lq[rows[:2]]))
+    assert torch.allclose(now[:2], by_hand, atol=1e-4)
 
 
 def test_the_second_look_finds_damage_the_measures_miss(shipped):
