@@ -36,7 +36,7 @@ from gan_face.generator import UNetGenerator
 from gan_face.imageops import batch_from_unit as to_uint8
 from gan_face.imageops import batch_to_unit as to_unit
 from gan_face.metrics import lpips, masked_psnr, psnr, ssim
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, plan, run_models, second_look, unpainted
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, as_pasted, plan, run_models, second_look, unpainted
 from gan_face.report import DEGRADATIONS, INPUT, NONE, OURS, OURS_DEBLUR, contact_sheet, sheet_name, target_lines, write_outputs
 from gan_face.weights import SHARED
 
@@ -89,10 +89,11 @@ def classical(name: str, d: dict) -> dict[str, np.ndarray]:
 
 @torch.inference_mode()
 def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> tuple[torch.Tensor, Counter]:
-    """The pipeline's model stages on every face as the pipeline plans and runs them (`plan`
-    on each face's assessment at 128 px and `second_look`, then `run_models`), in batches. models: stage name ->
-    model for the stages there are (`pipeline.STAGES`). Returns the faces and how many went
-    through each plan ("inpaint > detail": 12)."""
+    """The pipeline's model stages on every face as the pipeline plans, runs and keeps them
+    (`plan` on each face's assessment at 128 px and `second_look`, then `run_models` and
+    `as_pasted`: a face whose detail is intact keeps it, relit), in batches. models: stage
+    name -> model for the stages there are (`pipeline.STAGES`). Returns the faces and how many
+    went through each plan ("inpaint > detail": 12)."""
     faces = to_uint8(lq)
     outs, counts = [], Counter()
     for k in range(0, len(lq), batch):
@@ -104,7 +105,7 @@ def run_model(models: dict, lq: torch.Tensor, mask, batch: int = 48) -> tuple[to
         assessments, looked = second_look(models, lq[part], assessments, [h is not None for h in hole_of])
         plans = [plan(a, h is not None, set(models)) for a, h in zip(assessments, hole_of)]
         counts.update(" > ".join(p) or "nothing" for p in plans)
-        outs.append(run_models(models, lq[part], holes, plans, done=looked))
+        outs.append(as_pasted(run_models(models, lq[part], holes, plans, done=looked), lq[part], holes, assessments))
     return torch.cat(outs), counts
 
 

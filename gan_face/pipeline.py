@@ -583,6 +583,18 @@ def run_models(models: dict, faces: torch.Tensor, masks: torch.Tensor | None, pl
     return out
 
 
+def as_pasted(restored: torch.Tensor, faces: torch.Tensor, holes: torch.Tensor | None, assessments: list[Assessment]) -> torch.Tensor:
+    """`run_models`' (N,3,128,128) output as FaceRestorer's paste-back keeps it, at 128 px: a face
+    whose detail is intact (not `needs_detail`) takes only the lighting gain of its restoration
+    (`transfer.split`) and keeps its own detail, outside its holes (N,1,128,128; their fill is the
+    models'). The 128 px harness scores this; the paste-back proper also works at the photo's
+    resolution (`transfer.paste`)."""
+    log_gain, residual = transfer.split(restored, faces, holes)
+    keep = torch.tensor([a.needs_detail for a in assessments], dtype=faces.dtype).view(-1, 1, 1, 1)
+    out = (torch.exp(log_gain) * faces + keep * residual).clamp(0, 1)
+    return out if holes is None else holes * restored + (1 - holes) * out
+
+
 def run_stage(model, faces: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """One model stage on (B,3,128,128) aligned faces in [0,1]: DeblurGAN-v2, or the generator
     with its (B,1,128,128) occlusion mask. The pipeline and the evaluation harness both call this."""

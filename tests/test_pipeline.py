@@ -411,6 +411,28 @@ def test_plan_for_faces_with_holes():
     assert pipeline.plan(blurred, False, more) == ["detail"]
 
 
+def test_the_harness_keeps_what_the_paste_back_keeps():
+    # `as_pasted`: a face whose detail is intact takes only its restoration's lighting; a face
+    # whose detail is damaged takes all of it; a hole takes the models' fill
+    from gan_face.assess import Assessment
+    from gan_face.pipeline import as_pasted
+
+    torch.manual_seed(0)
+    faces = torch.rand(2, 3, 128, 128) * 0.5
+    restored = (faces * 1.5 + 0.05 * torch.randn_like(faces)).clamp(0, 1)  # brighter, and new detail
+    sharp = Assessment(detail=0.45, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
+    blurred = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
+    out = as_pasted(restored, faces, None, [sharp, blurred])
+    assert torch.allclose(out[1], restored[1], atol=1e-5)
+    relit = faces[0] * 1.5
+    assert (out[0] - relit).abs().mean() < 0.01 < (restored[0] - relit).abs().mean()  # its own detail, relit
+    holes = torch.zeros(2, 1, 128, 128)
+    holes[:, :, 40:80, 40:80] = 1
+    out = as_pasted(restored, faces, holes, [sharp, sharp])
+    assert torch.equal(out[:, :, 40:80, 40:80], restored[:, :, 40:80, 40:80])
+    assert (out[:, :, :30] - faces[:, :, :30] * 1.5).abs().mean() < 0.01
+
+
 def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, astronaut):
     import cv2
 
