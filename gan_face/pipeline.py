@@ -520,7 +520,7 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
       `second_look` finds): the detail model, on the face as it came (it was trained on raw
       damaged faces); then the generator if the face is dark or bright. On 48 test faces the
       detail model gains 1.0-1.2 dB over the generator on motion blur, x4 and the GFPGAN mix;
-      after the generator it gains nothing; and the generator, trained beside lighting,
+      run after the generator it gains nothing (so it runs first); the generator, trained beside lighting,
       "relights" some naturally lit blurred faces badly (34 -> 16 dB). Uneven light does not
       send such a face to the generator: the measure flags 13 % of naturally lit faces (32 of
       the harness's first 240 clean ones), and on the first 240 faces sending blurred,
