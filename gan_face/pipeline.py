@@ -62,7 +62,7 @@ class RestoredFace:
 
     @property
     def summary(self) -> str:
-        """One line: what was found and what was done ("blurred, dark -> deblur, generator")."""
+        """One line: what was found and what was done ("blurred, dark -> detail, generator")."""
         found = ", ".join(self.assessment.findings) if self.assessment and self.assessment.findings else "nothing to fix"
         return f"{found} -> {', '.join(self.stages) or 'left as it was'}"
 
