@@ -394,8 +394,8 @@ def test_plan_for_faces_with_holes():
     assert pipeline.plan(blurred, True, ALL - {"detail"}) == ["inpaint"]
     assert pipeline.plan(blurred, True, ALL - {"inpaint"}) == ["generator"]
     assert pipeline.plan(blurred, False, ALL) == ["detail"]
-    # uneven light alone (13 % of naturally lit faces have it) does not keep a blurred face from
-    # the detail model; darkness does
+    # uneven light alone (13 % of naturally lit faces have it) sends a blurred face to the detail
+    # model alone; darkness sends it on to the generator after it
     blurred_uneven = Assessment(detail=0.0, noise=1.0, brightness=0.5, unevenness=1.0, face_px=128)
     assert blurred_uneven.uneven and pipeline.plan(blurred_uneven, False, ALL) == ["detail"]
     assert pipeline.plan(dark_blurred, False, ALL) == ["detail", "generator"]  # restored, then relit
