@@ -225,7 +225,11 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                             False, label="Real-ESRGAN background (slow on a CPU: about 20 s per 256x256 px of input; else Lanczos)",
                             interactive=restorer.background.is_model,
                         )
-                        deblur = gr.Checkbox(True, label="Deblur (DeblurGAN-v2)")
+                        # with a detail model, blurred faces go to it and DeblurGAN-v2 never runs (`pipeline.plan`)
+                        deblur = gr.Checkbox(
+                            True, label="Deblur with DeblurGAN-v2 (only without a detail model, which restores blurred faces)",
+                            interactive=restorer.detail is None,
+                        )
                         largest = gr.Checkbox(False, label="Only the largest face")
                         centre = gr.Checkbox(False, label="Only the centre face")
                         min_face = gr.Slider(0, 200, 0, step=4, label="Minimum face size (px)")
