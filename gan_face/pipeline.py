@@ -351,7 +351,7 @@ class FaceRestorer:
             # relit portraits: LPIPS 0.022 -> 0.017, dlib distance 0.10 -> 0.05 without it): relight
             # only. A hole is no reason to keep it: its fill comes in through `filled` (on 24 occluded
             # portraits at 512 px: dlib distance 0.522 -> 0.514, LPIPS 0.212 either way)
-            residual[[k for k, i in enumerate(worked) if not assessments[i].needs_detail]] = 0
+            residual = residual * detail_kept([assessments[i] for i in worked])
             keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
             log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
             # a hole's fill is the generator's output with the lighting correction that is kept,
@@ -583,6 +583,13 @@ def run_models(models: dict, faces: torch.Tensor, masks: torch.Tensor | None, pl
     return out
 
 
+def detail_kept(assessments: list[Assessment]) -> torch.Tensor:
+    """(N,1,1,1): 1 for each face whose models' residual (their detail) is pasted, 0 for a face
+    whose detail is intact (not `needs_detail`): it keeps its own and takes only the lighting
+    gain. FaceRestorer's paste-back and `as_pasted` both apply it."""
+    return torch.tensor([float(a.needs_detail) for a in assessments]).view(-1, 1, 1, 1)
+
+
 def as_pasted(restored: torch.Tensor, faces: torch.Tensor, holes: torch.Tensor | None, assessments: list[Assessment]) -> torch.Tensor:
     """`run_models`' (N,3,128,128) output as FaceRestorer's paste-back keeps it, at 128 px: a face
     whose detail is intact (not `needs_detail`) takes only the lighting gain of its restoration
@@ -590,8 +597,7 @@ def as_pasted(restored: torch.Tensor, faces: torch.Tensor, holes: torch.Tensor |
     models'). The 128 px harness scores this; the paste-back proper also works at the photo's
     resolution (`transfer.paste`)."""
     log_gain, residual = transfer.split(restored, faces, holes)
-    keep = torch.tensor([a.needs_detail for a in assessments], dtype=faces.dtype).view(-1, 1, 1, 1)
-    out = (torch.exp(log_gain) * faces + keep * residual).clamp(0, 1)
+    out = (torch.exp(log_gain) * faces + detail_kept(assessments) * residual).clamp(0, 1)
     return out if holes is None else holes * restored + (1 - holes) * out
 
 
