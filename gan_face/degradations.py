@@ -437,15 +437,42 @@ def jpeg(img: torch.Tensor, generator: torch.Generator, quality: tuple[float, fl
     return kornia.enhance.jpeg_codec_differentiable(img.clamp(0, 1), q).clamp(0, 1)
 
 
-def downscale(img: torch.Tensor, generator: torch.Generator, factor: tuple[float, float] = (1, 8)):
-    """Downscale by a random factor (area-antialiased bicubic) and back to the input size."""
+# How a face came to be small and was brought back to size: a camera or an editor shrinks with
+# an area, bilinear or bicubic filter, and the aligner enlarges a small face bilinearly
+# (`face.py`'s warpAffine). A model trained on one pair of kernels restores the others far
+# less well (the shipped detail model: +1.8 dB over Lanczos on bicubic, +1.3 on area x4).
+DOWN_MODES = ("area", "bilinear", "bicubic")
+UP_MODES = ("bilinear", "bicubic")
+
+
+def downscale(
+    img: torch.Tensor,
+    generator: torch.Generator,
+    factor: tuple[float, float] = (1, 8),
+    down_modes: tuple[str, ...] = ("bicubic",),
+    up_modes: tuple[str, ...] = ("bicubic",),
+):
+    """Downscale by a random factor and back to the input size, each image with a kernel
+    drawn from `down_modes` (bilinear and bicubic antialiased) and one from `up_modes`
+    (Real-ESRGAN draws its resize modes the same way). A single mode draws nothing."""
     _check(img)
+    for mode in (*down_modes, *up_modes):
+        if mode not in DOWN_MODES:
+            raise ValueError(f"resize modes must be among {DOWN_MODES}, got {mode!r}")
     b, _, h, w = img.shape
+    fs = _uniform(generator, b, *factor).tolist()
+
+    def draw(modes):
+        return [modes[0]] * b if len(modes) == 1 else [modes[k] for k in torch.randint(len(modes), (b,), generator=generator).tolist()]
+
+    downs, ups = draw(down_modes), draw(up_modes)
     out = []
-    for i, f in enumerate(_uniform(generator, b, *factor).tolist()):
+    for i, (f, down, up) in enumerate(zip(fs, downs, ups)):
         small = (max(1, round(h / f)), max(1, round(w / f)))
-        lo = F.interpolate(img[i : i + 1], size=small, mode="bicubic", antialias=True, align_corners=False)
-        out.append(F.interpolate(lo, size=(h, w), mode="bicubic", align_corners=False))
+        aa = {} if down == "area" else {"antialias": True, "align_corners": False}
+        lo = F.interpolate(img[i : i + 1], size=small, mode=down, **aa)
+        back = {} if up == "area" else {"align_corners": False}
+        out.append(F.interpolate(lo, size=(h, w), mode=up, **back))
     return torch.cat(out).clamp(0, 1)
 
 
@@ -528,7 +555,7 @@ def random_degradation(
     if len(i := rows("motion blur")):
         out[i] = motion_blur(out[i], generator, tuple(motion_length))
     if len(i := rows("downscale")):
-        out[i] = downscale(out[i], generator, (2, 8))
+        out[i] = downscale(out[i], generator, (2, 8), DOWN_MODES, UP_MODES)
     if len(i := rows("mixed")):
         out[i] = mixed(out[i], generator)
     return out.clamp(0, 1), mask

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gan_face import degradations as D
 
@@ -169,6 +170,21 @@ def test_downscale_factor_matters(faces128):
     x2 = D.downscale(faces128, gen(), factor=(2, 2))
     x8 = D.downscale(faces128, gen(), factor=(8, 8))
     assert psnr(x8, faces128) < psnr(x2, faces128) - 3
+
+
+def test_downscale_draws_its_resize_kernels(faces128):
+    """Each image gets one of the modes asked for: the batch holds area, bilinear and
+    bicubic shrinks (each image equals one of the three made by hand), and a bad mode is refused."""
+    x = faces128[:1].expand(24, -1, -1, -1)
+    out = D.downscale(x, gen(), (4, 4), D.DOWN_MODES, ("bicubic",))
+    small = {"area": F.interpolate(x[:1], size=(32, 32), mode="area")}
+    for mode in ("bilinear", "bicubic"):
+        small[mode] = F.interpolate(x[:1], size=(32, 32), mode=mode, antialias=True, align_corners=False)
+    made = {m: F.interpolate(s, size=x.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1) for m, s in small.items()}
+    found = {m for o in out for m, ref in made.items() if torch.allclose(o, ref[0], atol=1e-6)}
+    assert found == set(D.DOWN_MODES)
+    with pytest.raises(ValueError, match="resize modes"):
+        D.downscale(x, gen(), (4, 4), ("lanczos",))
 
 
 def test_same_seed_same_output(faces128):
