@@ -7,8 +7,8 @@ scored against the clean face:
   where there is one;
 - identity distance to the clean face with dlib's face-recognition ResNet;
 - methods: the degraded input, classical restoration (Richardson-Lucy with the true kernel,
-  cv2.inpaint, CLAHE, gamma, Lanczos, NL-means), gan-face's generator, and the DeblurGAN-v2
-  stage in front of the generator;
+  cv2.inpaint, CLAHE, gamma, Lanczos, NL-means), gan-face's models as the pipeline plans them,
+  and, when there is no detail model, again with the DeblurGAN-v2 stage in front of the generator;
 - and the models on the clean faces themselves ("none"): what they change in a face that
   needs no restoration.
 Writes results.csv, a Markdown table, a bar chart per metric and a contact sheet per
@@ -129,7 +129,6 @@ def evaluate(args) -> list[dict]:
     data = AlignedFaces(args.data, args.size, limit=args.limit)
     clean = to_unit(data.images)
     generator = UNetGenerator.from_pretrained(args.generator, strict=True).eval()
-    deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     # as in the pipeline, when there is one: faces with holes go to the inpainting generator,
     # those also damaged to the model trained on such faces, and faces with damaged detail to
     # the detail model (then the generator when dark or bright)
@@ -137,6 +136,10 @@ def evaluate(args) -> list[dict]:
     models = {"generator": generator} | {
         stage: UNetGenerator.from_pretrained(path, strict=True).eval() for stage, path in optional.items() if path and Path(path).exists()
     }
+    # the "+ deblur" rows: DeblurGAN-v2 only takes blurred faces no detail model is there for
+    # (`plan`), so with a detail model they would repeat the models' rows
+    have_deblur = Path(args.deblur).exists() and "detail" not in models
+    deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if have_deblur else None
     identity = None
     if not args.no_identity:
         from gan_face.identity import IdentityScorer
@@ -168,7 +171,8 @@ def evaluate(args) -> list[dict]:
         sheet = [("degraded", d["lq"])]
         if best:
             sheet.append((best["method"], methods[best["method"]]))
-        sheet += [(OURS_DEBLUR if deblur is not None else OURS, methods[OURS_DEBLUR if deblur is not None else OURS]), ("clean", clean)]
+        shown = OURS_DEBLUR if deblur is not None else OURS
+        sheet += [(shown, methods[shown]), ("clean", clean)]
         contact_sheet(out / sheet_name(name), sheet)
     write_outputs(args, out, results, len(clean), len(data.rejected))
     return results

@@ -50,17 +50,21 @@ def test_identity_distance_separates_people(test_faces):
 def test_harness_runs_end_to_end_on_8_images(tmp_path):
     generator = tmp_path / "g"
     UNetGenerator(channels=[8, 16], blocks=1).save_pretrained(generator)
+    deblur = tmp_path / "deblur"  # untrained: it would show if it ran
+    DeblurGenerator(num_filters=16, num_filters_fpn=32).save_pretrained(deblur)
     out, report = tmp_path / "results", tmp_path / "results.md"
     result = subprocess.run(
-        [sys.executable, "-m", "gan_face.evaluate", "--limit", "8", "--generator", str(generator), "--deblur", str(tmp_path / "none"),
-         "--inpaint", "", "--detail", "", "--out", str(out), "--report", str(report)],
+        [sys.executable, "-m", "gan_face.evaluate", "--limit", "8", "--generator", str(generator), "--deblur", str(deblur),
+         "--inpaint", "", "--detail", str(generator), "--out", str(out), "--report", str(report)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
     degradations_seen = {r["degradation"] for r in rows}
     assert len(degradations_seen) == 11
-    assert {"degraded input", "best classical", "ours: models"} <= {r["kind"] for r in rows}
+    kinds = {r["kind"] for r in rows}
+    assert {"degraded input", "best classical", "ours: models"} <= kinds
+    assert "ours: models + deblur" not in kinds  # with a detail model, DeblurGAN-v2 never runs (`plan`)
     for r in rows:
         assert 5 < float(r["psnr"]) and 0 < float(r["ssim"]) <= 1 and 0 <= float(r["lpips"]) < 1
         if r["degradation"] == "occlusion":
