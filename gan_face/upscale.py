@@ -10,6 +10,10 @@ it keeps the borders equal to the official output), cut into tiles of `tile` px,
 with `tile_pad` px of context on every side, and the context is cropped away after
 upscaling. With enough context the tiled result equals the untiled one; memory stays
 bounded by the tile size.
+
+Where the CPU computes bf16 natively (AVX-512 BF16, AMX) the model runs in bf16 autocast on
+channels-last tensors: on this project's 2-core machine x4plus took 3.4 s instead of 7.8 s on a
+96 px face patch, its output 53 dB from float32's (a difference of a fraction of a grey level).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gan_face.cpu import cpu_has_bf16
 from gan_face.imageops import from_unit, to_unit
 from gan_face.weights import fetch, weights_dir
 
@@ -43,10 +48,12 @@ class Upscaler:
         tile: tile side in px (0 = whole image at once).
         tile_pad: context around each tile, in input px.
         pre_pad: reflect padding of the whole image, in input px.
+        bf16: bf16 autocast + channels-last (None: where the CPU computes bf16 natively).
     """
 
-    def __init__(self, weights: str | Path | None = None, scale: int = 4, tile: int = 192, tile_pad: int = 24, pre_pad: int = 10):
+    def __init__(self, weights: str | Path | None = None, scale: int = 4, tile: int = 192, tile_pad: int = 24, pre_pad: int = 10, bf16: bool | None = None):
         self.tile, self.tile_pad, self.pre_pad = tile, tile_pad, pre_pad
+        self.bf16 = cpu_has_bf16(unknown=False) if bf16 is None else bf16
         self.model = None
         if weights is None:
             self.scale, self.name = scale, f"Lanczos x{scale}"
@@ -61,6 +68,8 @@ class Upscaler:
             raise ValueError(f"{weights} is not a 3-channel image-to-image model")
         # fp16 storage is for download size; the CPU computes in float32
         self.model = descriptor.model.float().eval().requires_grad_(False)
+        if self.bf16:
+            self.model.to(memory_format=torch.channels_last)
         self.scale = descriptor.scale
         self.name = f"{descriptor.architecture.name} x{descriptor.scale} ({Path(weights).name})"
 
@@ -99,10 +108,17 @@ class Upscaler:
         h, w = x.shape[-2:]
         if p:
             x = F.pad(x, (p, p, p, p), mode="reflect" if min(h, w) > p else "replicate")
-        out = self.tiled(x, check) if self.tile and max(x.shape[-2:]) > self.tile else self.model(x)
+        out = self.tiled(x, check) if self.tile and max(x.shape[-2:]) > self.tile else self.run(x)
         if p:
             out = out[..., p * s : (p + h) * s, p * s : (p + w) * s]
         return out.clamp(0, 1)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The model on one (1,3,h,w) piece, in float32 out."""
+        if not self.bf16:
+            return self.model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.model(x.contiguous(memory_format=torch.channels_last)).float()
 
     def tiled(self, x: torch.Tensor, check=None) -> torch.Tensor:
         _, c, h, w = x.shape
@@ -115,7 +131,7 @@ class Upscaler:
                 cy0, cx0, cy1, cx1 = max(y0 - pad, 0), max(x0 - pad, 0), min(y1 + pad, h), min(x1 + pad, w)
                 if check is not None:
                     check()
-                result = self.model(x[..., cy0:cy1, cx0:cx1])
+                result = self.run(x[..., cy0:cy1, cx0:cx1])
                 out[..., y0 * s : y1 * s, x0 * s : x1 * s] = result[
                     ..., (y0 - cy0) * s : (y1 - cy0) * s, (x0 - cx0) * s : (x1 - cx0) * s
                 ]

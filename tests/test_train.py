@@ -461,7 +461,7 @@ def test_patch_refuses_what_judges_whole_faces(tmp_path):
 
 
 def test_cpu_has_bf16_reads_the_cpus_flags():
-    from train.trainer import cpu_has_bf16
+    from gan_face.cpu import cpu_has_bf16
 
     assert cpu_has_bf16("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
     assert cpu_has_bf16("flags\t\t: fpu avx512f amx_bf16 amx_tile\n")

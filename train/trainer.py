@@ -25,6 +25,7 @@ from diffusers.training_utils import EMAModel
 from tqdm import tqdm
 
 from gan_face import degradations
+from gan_face.cpu import cpu_has_bf16
 from gan_face.dataset import AlignedFaces
 from gan_face.imageops import signed_to_unit, unit_to_signed
 from gan_face.metrics import psnr
@@ -35,20 +36,6 @@ from train.models import build_discriminator, build_generator, ema_model
 from train.runlog import VAL_KINDS, RunLog
 
 log = logging.getLogger(__name__)
-
-
-def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU computes bf16 natively (the avx512_bf16 or amx_bf16 flag of
-    /proc/cpuinfo). Without it oneDNN emulates bf16 convolutions: on a 2-core AVX-512 VM without
-    the flag, `python bench/train_speed.py --steps 8 --micro 16` gave 16.9 images/s with bf16
-    autocast against 21.1 in float32 (PSNR phase), 9.2 against 15.4 (GAN phase)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: no way to tell, assume the user knows
-            return True
-    flags = set(cpuinfo.split())
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def training_inputs(cfg: TrainConfig, hq: torch.Tensor, generator: torch.Generator, kind: str | None = "any"):
