@@ -4,11 +4,13 @@ harness, for choosing between training runs).
     python bench/compare_models.py old=path/to/model new=pretrained/gan-face-detail [--limit 240] [--identity-limit 100]
 
 Each model runs alone (`pipeline.run_stage`, no planning) on the first --limit test faces with
-motion blur, x4 downscaling, the GFPGAN mix (fixed seed 7) and on the clean faces; prints PSNR /
-LPIPS (AlexNet) per damage (with --vgg also LPIPS with VGG16: a check that shares no network with
-a model trained on the AlexNet LPIPS, `train --lpips_weight`); then PSNR / LPIPS inside the mask of the harness's occlusions (seed
-7, the models given the mask) beside `cv2.inpaint`; then the median dlib identity distance on the first
---identity-limit faces, damaged as the harness damages them (`evaluate.degrade`, seed 5).
+motion blur, x4 downscaling (enlarged bicubically, and as `align` enlarges a small face:
+bilinearly), the GFPGAN mix (fixed seed 7) and on the clean faces; prints PSNR / LPIPS (AlexNet)
+per damage (with --vgg also LPIPS with VGG16: a check that shares no network with a model trained
+on the AlexNet LPIPS, `train --lpips_weight`); then PSNR / LPIPS inside the mask of the harness's
+occlusions (seed 7, the models given the mask) beside `cv2.inpaint`; then the median dlib identity
+distance on the first --identity-limit faces, damaged as the harness damages them
+(`evaluate.degrade`, seed 5).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from gan_face.pipeline import run_stage  # noqa: E402
 DAMAGES = {
     "motion": lambda x, g: degradations.motion_blur(x, g),
     "x4": lambda x, g: degradations.downscale(x, g, (4, 4)),
+    # a face 32 px wide in a photo, as `align` brings it to 128 px: bilinear (and the harness's
+    # area shrink); the row above enlarges bicubically, as the harness's x4 row does
+    "x4 aligned": lambda x, g: degradations.downscale(x, g, (4, 4), ("area",), ("bilinear",)),
     "mixed": lambda x, g: degradations.mixed(x, g),
     "clean": lambda x, g: x.clone(),
 }
