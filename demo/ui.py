@@ -222,7 +222,7 @@ def create_demo(restorer: FaceRestorer, examples: Path = EXAMPLES, time_limit: i
                     with gr.Accordion("Options", open=False):
                         upscale = gr.Slider(1, 4, 2, step=1, label="Output scale")
                         realesrgan = gr.Checkbox(
-                            False, label="Real-ESRGAN background (slow on a CPU: about 20 s per 256x256 px of input; else Lanczos)",
+                            False, label="Real-ESRGAN background (slow on a CPU: 10-25 s per 256x256 px of input on 2 cores; else Lanczos)",
                             interactive=restorer.background.is_model,
                         )
                         # with a detail model, blurred faces go to it and DeblurGAN-v2 never runs (`pipeline.plan`)
