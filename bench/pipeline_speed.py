@@ -6,7 +6,8 @@ Prints per-stage and total times (median of --repeats) for ../shared/data/photos
 (512 px, one face), for a 1024 px portrait with one 400 px face at x1 (sharp, motion-blurred, with
 the GFPGAN mix), and for a 1024 px photo with several faces (test faces from
 ../shared/data/faces/test/ on a grey canvas) with Lanczos background upscaling, and the cost
-of Real-ESRGAN x4plus background upscaling on the astronaut at 256 px; then the face stages per face (deblur + generator + 2x) against GFPGAN v1.4's
+of Real-ESRGAN x4plus background upscaling on the astronaut at 256 px (in bf16 where the CPU has
+it, and then in float32); then the face stages per face (deblur + generator + 2x) against GFPGAN v1.4's
 architecture (GFPGANv1Clean through spandrel, random weights, 512 px faces as GFPGAN runs).
 """
 
@@ -25,6 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan_face.pipeline import FaceRestorer  # noqa: E402
+from gan_face.upscale import Upscaler  # noqa: E402
 from gan_face.weights import SHARED  # noqa: E402
 
 
@@ -102,7 +104,11 @@ def main() -> None:
     report("the same portrait motion-blurred (the high-resolution model)", restorer, photo_damage.motion_blur(big_portrait(), 5), args.repeats, upscale=1)
     report("the same portrait with the GFPGAN mix (NL-means + the high-resolution model)", restorer, photo_damage.mixed(big_portrait(), 2033), args.repeats, upscale=1)
     small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
-    report("astronaut at 256 px, x2, Real-ESRGAN x4plus background (its cost)", restorer, small, 1, realesrgan_background=True)
+    report(f"astronaut at 256 px, x2, Real-ESRGAN x4plus background (its cost; bf16: {restorer.background.bf16})", restorer, small, 1, realesrgan_background=True)
+    if restorer.background.is_model and restorer.background.bf16:  # what a CPU without native bf16 pays
+        bf16, restorer.background = restorer.background, Upscaler.default(bf16=False)
+        report("the same in float32", restorer, small, 1, realesrgan_background=True)
+        restorer.background = bf16
     ours, gfpgan = face_stage_times(restorer, args.repeats)
     print(f"face stages per face: ours {ours * 1000:.1f} ms (deblur + generator at 128 px), "
           f"GFPGAN v1.4 architecture {gfpgan * 1000:.0f} ms (512 px): {gfpgan / ours:.0f}x faster")
