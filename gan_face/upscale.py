@@ -12,8 +12,9 @@ upscaling. With enough context the tiled result equals the untiled one; memory s
 bounded by the tile size.
 
 Where the CPU computes bf16 natively (AVX-512 BF16, AMX) the model runs in bf16 autocast on
-channels-last tensors: on this project's 2-core machine x4plus took 10.0 s instead of 25.7 s on a
-256x256 photo (`python bench/pipeline_speed.py`), its output 53 dB from float32's (a fraction of a grey level).
+channels-last tensors: on this project's 2-core machine x4plus took 10.0 s instead of 25.7 s on
+a 256x256 photo (`python bench/pipeline_speed.py`), its output 53 dB from float32's (a fraction
+of a grey level).
 """
 
 from __future__ import annotations
