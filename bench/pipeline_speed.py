@@ -5,10 +5,10 @@
 Prints per-stage and total times (median of --repeats) for ../shared/data/photos/astronaut.png
 (512 px, one face), for a 1024 px portrait with one 400 px face at x1 (sharp, motion-blurred, with
 the GFPGAN mix), and for a 1024 px photo with several faces (test faces from
-../shared/data/faces/test/ on a grey canvas) with Lanczos background upscaling, and the cost
-of Real-ESRGAN x4plus background upscaling on the astronaut at 256 px (in bf16 where the CPU has
-it, and then in float32); then the face stages per face (deblur + generator + 2x) against GFPGAN v1.4's
-architecture (GFPGANv1Clean through spandrel, random weights, 512 px faces as GFPGAN runs).
+../shared/data/faces/test/ on a grey canvas) with Lanczos background upscaling, and the cost of
+Real-ESRGAN x4plus background upscaling on the astronaut at 256 px (in bf16 where the CPU has it,
+and then in float32); then the face stages per face (deblur + generator + 2x) against GFPGAN
+v1.4's architecture (GFPGANv1Clean through spandrel, random weights, 512 px faces as GFPGAN runs).
 """
 
 from __future__ import annotations

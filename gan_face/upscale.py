@@ -67,7 +67,7 @@ class Upscaler:
             raise ValueError(f"{weights} is not an upscaling model spandrel can load: {e}") from e
         if not isinstance(descriptor, ImageModelDescriptor) or descriptor.input_channels != 3:
             raise ValueError(f"{weights} is not a 3-channel image-to-image model")
-        # fp16 storage is for download size; the CPU computes in float32
+        # fp16 storage is for download size; the CPU computes in float32 (or bf16 autocast: `bf16`)
         self.model = descriptor.model.float().eval().requires_grad_(False)
         if self.bf16:
             self.model.to(memory_format=torch.channels_last)
