@@ -8,7 +8,8 @@ scored against the clean face:
 - identity distance to the clean face with dlib's face-recognition ResNet;
 - methods: the degraded input, classical restoration (Richardson-Lucy with the true kernel,
   cv2.inpaint, CLAHE, gamma, Lanczos, NL-means), gan-face's models as the pipeline plans them,
-  and, when there is no detail model, again with the DeblurGAN-v2 stage in front of the generator;
+  and, where that plan gives DeblurGAN-v2 some faces (only without a detail model), the models
+  without it;
 - and the models on the clean faces themselves ("none"): what they change in a face that
   needs no restoration.
 Writes results.csv, a Markdown table, a bar chart per metric and a contact sheet per
@@ -136,10 +137,7 @@ def evaluate(args) -> list[dict]:
     models = {"generator": generator} | {
         stage: UNetGenerator.from_pretrained(path, strict=True).eval() for stage, path in optional.items() if path and Path(path).exists()
     }
-    # the "+ deblur" rows: DeblurGAN-v2 only takes blurred faces no detail model is there for
-    # (`plan`), so with a detail model they would repeat the models' rows
-    have_deblur = Path(args.deblur).exists() and "detail" not in models
-    deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if have_deblur else None
+    deblur = DeblurGenerator.from_pretrained(args.deblur, strict=True).eval() if Path(args.deblur).exists() else None
     identity = None
     if not args.no_identity:
         from gan_face.identity import IdentityScorer
@@ -155,9 +153,14 @@ def evaluate(args) -> list[dict]:
         mask = d["mask"]
         methods = {} if name == NONE else {INPUT: d["lq"]}  # the clean input would score infinite PSNR
         methods.update({k: to_unit(v) for k, v in classical(name, d).items()})
-        methods[OURS], plans = run_model(models, d["lq"], mask)
-        if deblur is not None:
-            methods[OURS_DEBLUR], plans = run_model({**models, "deblur": deblur}, d["lq"], mask)
+        ours, plans = run_model(models if deblur is None else {**models, "deblur": deblur}, d["lq"], mask)
+        # where `plan` gave DeblurGAN-v2 no face (with a detail model it never does) that pass is
+        # the models' own; else the models alone run too, and "+ deblur" rows compare the two
+        if any("deblur" in p.split(" > ") for p in plans):
+            methods[OURS], _ = run_model(models, d["lq"], mask)
+            methods[OURS_DEBLUR] = ours
+        else:
+            methods[OURS] = ours
         tqdm.write(f"{name}: plans " + ", ".join(f"{p} {n}" for p, n in plans.most_common()))
         rows = []
         for method, output in methods.items():
@@ -171,7 +174,7 @@ def evaluate(args) -> list[dict]:
         sheet = [("degraded", d["lq"])]
         if best:
             sheet.append((best["method"], methods[best["method"]]))
-        shown = OURS_DEBLUR if deblur is not None else OURS
+        shown = OURS_DEBLUR if OURS_DEBLUR in methods else OURS
         sheet += [(shown, methods[shown]), ("clean", clean)]
         contact_sheet(out / sheet_name(name), sheet)
     write_outputs(args, out, results, len(clean), len(data.rejected))
