@@ -439,10 +439,11 @@ def jpeg(img: torch.Tensor, generator: torch.Generator, quality: tuple[float, fl
 
 # How a face came to be small and was brought back to size: a camera or an editor shrinks with
 # an area, bilinear or bicubic filter, and the aligner enlarges a small face bilinearly
-# (`face.py`'s warpAffine). The detail model trained on bicubic alone gained +1.8 dB over Lanczos
-# on bicubic x4 but +1.3 on area x4. 8,000 L1 steps with the kernels drawn (runs/detail_z, 240
-# test faces, x4): enlarged bilinearly as `align` does +0.2 dB, bicubically -0.07 (area shrink) to
-# -0.15 (bicubic shrink): robustness to the kernel, paid for by the harness's bicubic case.
+# (`face.py`'s warpAffine); the detail model had trained on bicubic alone. 8,000 L1 steps with the
+# kernels drawn, then 3,000 with LPIPS and identity (runs/detail_za, not shipped), against the
+# shipped model, `python bench/compare_models.py ... --vgg`: "x4 aligned" (area shrink, bilinear
+# enlargement) 29.66 -> 29.83 dB, "x4" (bicubic both ways) 30.49 -> 30.33; the harness's x4 (area,
+# bicubic) 29.99 -> 29.90: robustness to the kernel, paid for by the bicubic case.
 DOWN_MODES = ("area", "bilinear", "bicubic")
 UP_MODES = ("bilinear", "bicubic")
 
