@@ -37,6 +37,10 @@ PAINT_SPREAD = 4  # photo px: how far JPEG's chroma subsampling and ringing spre
 # covers them): a sliver of photo left between a painted hand's fingers reads as a row of dots in
 # a smooth fill on a large face
 GAP_CLOSE = 2
+# crop px at 128: a hole's fill is pasted with full weight up to this close to its crop's edge
+# (the feather that blends corrections fades over the outer 15 px: on a stroke running out of
+# the crop it let the paint's inpainting show through as a pale wedge, 50 px wide on a 400 px face)
+FILL_MARGIN = 2
 GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
 EPS = 1e-3  # keeps the gain finite on black pixels
 LOW_RES = 256  # the spread field is computed with the photo's long side at most this
@@ -121,6 +125,16 @@ class Correction:
         return self.residual.shape[0]
 
 
+def fill_cover(size: int) -> np.ndarray:
+    """(size,size) float: where a crop's hole fill replaces painted pixels, 1 inside, falling to 0
+    over the outer FILL_MARGIN px (at 128) of the crop. Painted pixels it leaves uncovered are
+    inpainted from the fill and the photo around them (`pipeline.fill_uncovered`)."""
+    margin = max(1, round(size * FILL_MARGIN / SIZE))
+    mask = np.zeros((size, size), np.float32)
+    mask[margin:-margin, margin:-margin] = 1
+    return cv2.GaussianBlur(mask, (0, 0), margin / 2)
+
+
 def _warp(array: np.ndarray, to_box: np.ndarray, box: tuple[int, int], border=cv2.BORDER_REPLICATE) -> np.ndarray:
     out = cv2.warpAffine(array, to_box, box, flags=cv2.INTER_LINEAR, borderMode=border)
     return out[..., None] if out.ndim == 2 else out
@@ -157,7 +171,8 @@ def spread_gain(shape: tuple[int, ...], corrections: list[Correction], scale: fl
 def paste(background: np.ndarray, corrections: list[Correction], scale: float, painted: np.ndarray | None = None, band: int = 256) -> np.ndarray:
     """The (H,W,3) uint8 photo at output size with every face's correction: the relighting
     (spread past the faces, each face's own gain inside its crop), then each residual, then
-    each hole fill over the painted pixels (`painted`: (H,W) float from `photo_hole`).
+    each hole fill over the painted pixels its crop covers (`painted`: (H,W) float from
+    `photo_hole`; `fill_cover`).
 
     Works through the photo `band` rows at a time in float32: a 36 MP photo needs tens of MB,
     not the 2 GB of whole-photo float arrays."""
@@ -165,12 +180,13 @@ def paste(background: np.ndarray, corrections: list[Correction], scale: float, p
     spread = spread_gain(background.shape, corrections, scale)
     boxes = [landing_box(c.matrix, c.size, background.shape, scale) for c in corrections]
     crop_feathers = [feather_mask(c.size) for c in corrections]
+    covers = [None if c.fill is None or painted is None else fill_cover(c.size) for c in corrections]
     out = np.empty_like(background)
     for top in range(0, h, band):
         bottom = min(h, top + band)
         rows = background[top:bottom].astype(np.float32)
         parts = [_rows(box, top, bottom) for box in boxes]
-        # each crop's feather in its part of these rows: weights its own gain, residual and fill
+        # each crop's feather in its part of these rows: weights its own gain and residual
         feathers = [
             None if part is None else _warp(feather, part[4], (part[2] - part[0], part[3] - part[1]), cv2.BORDER_CONSTANT)
             for feather, part in zip(crop_feathers, parts)
@@ -186,14 +202,14 @@ def paste(background: np.ndarray, corrections: list[Correction], scale: float, p
                     region = field[y0 - top : y1 - top, x0:x1]
                     region[:] = f * _warp(c.log_gain, to_part, (x1 - x0, y1 - y0)) + (1 - f) * region
             rows *= np.exp(field)
-        for c, part, f in zip(corrections, parts, feathers):
+        for c, part, f, cover in zip(corrections, parts, feathers, covers):
             if part is not None:
                 x0, y0, x1, y1, to_part = part
                 size = (x1 - x0, y1 - y0)
                 region = rows[y0 - top : y1 - top, x0:x1]
                 region += f * _warp(c.residual, to_part, size)
-                if c.fill is not None and painted is not None:  # at the photo's resolution: an exact edge
-                    m = f * painted[y0:y1, x0:x1, None]
+                if cover is not None:  # at the photo's resolution: an exact edge
+                    m = _warp(cover, to_part, size, cv2.BORDER_CONSTANT) * painted[y0:y1, x0:x1, None]
                     region[:] = (1 - m) * region + m * _warp(c.fill, to_part, size)
         out[top:bottom] = np.clip(rows + 0.5, 0, 255).astype(np.uint8)
     return out
