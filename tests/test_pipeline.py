@@ -588,3 +588,26 @@ def test_a_large_noisy_face_is_denoised_at_its_own_resolution_first(with_hires):
     gray = lambda im: im[y0:y1, x0:x1].mean(2).astype(np.float32)
     # the noise is measured where it is, at the photo's resolution (a 128 px crop averages it away)
     assert _noise(gray(noisy)) > 5 and _noise(gray(result.image)) < 0.5 * _noise(gray(noisy))
+
+
+@pytest.mark.parametrize("width", [300, 3000])
+def test_paint_no_fill_covers_is_filled_from_around_it(width):
+    from gan_face.pipeline import FILL_RES, fill_uncovered
+
+    # a ramp with a magenta block that no face crop covers; 3000 px wide takes the low-res path
+    # (a block wider than FILL_RES px), 300 px the full-resolution one
+    h = width * 2 // 3
+    ramp = np.linspace(40, 220, width, dtype=np.float32)
+    clean = np.repeat(np.stack([ramp, ramp[::-1], np.full_like(ramp, 120)], 1)[None], h, 0).astype(np.uint8)
+    painted = np.zeros((h, width), bool)
+    painted[h // 6 : h * 5 // 6, width // 8 : width * 7 // 8] = True
+    assert (width * 3 // 4 > FILL_RES) == (width == 3000)
+    image = clean.copy()
+    image[painted] = (255, 0, 255)
+    out, count = fill_uncovered(image, painted, [], 1.0)
+    assert count == painted.sum()
+    assert np.array_equal(out[~painted], clean[~painted])  # only the paint changes
+    error = np.abs(out.astype(int) - clean)[painted]
+    # a smooth interpolation of the ramp around the block, no magenta (either path: at most 12-14
+    # grey levels off, 2.0-2.4 on average)
+    assert error.max() < 30 and error.mean() < 5
