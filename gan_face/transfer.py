@@ -38,8 +38,8 @@ PAINT_SPREAD = 4  # photo px: how far JPEG's chroma subsampling and ringing spre
 # a smooth fill on a large face
 GAP_CLOSE = 2
 # crop px at 128: a hole's fill is pasted with full weight up to this close to its crop's edge
-# (the feather that blends corrections fades over the outer 15 px: on a stroke running out of
-# the crop it let the paint's inpainting show through as a pale wedge, 50 px wide on a 400 px face)
+# (the feather that blends corrections fades over the outer 15 px: there it mixed the fill with
+# the inpainting of a stroke running out of the crop, a seam across the stroke)
 FILL_MARGIN = 2
 GAIN_SIGMA = SIZE / 16  # gain is smooth: Gaussian low-pass at 1/16 of the crop (shading, not detail)
 EPS = 1e-3  # keeps the gain finite on black pixels
