@@ -4,7 +4,7 @@
 
 Prints per-stage and total times (median of --repeats) for ../shared/data/photos/astronaut.png
 (512 px, one face), for a 1024 px portrait with one 400 px face at x1 (sharp, motion-blurred, with
-the GFPGAN mix), and for a 1024 px photo with several faces (test faces from
+the GFPGAN mix, occluded with its mask given), and for a 1024 px photo with several faces (test faces from
 ../shared/data/faces/test/ on a grey canvas) with Lanczos background upscaling, and the cost of
 Real-ESRGAN x4plus background upscaling on the astronaut at 256 px (in bf16 where the CPU has it,
 and then in float32); then the face stages per face (deblur + generator + 2x) against GFPGAN
@@ -103,6 +103,8 @@ def main() -> None:
 
     report("the same portrait motion-blurred (the high-resolution model)", restorer, photo_damage.motion_blur(big_portrait(), 5), args.repeats, upscale=1)
     report("the same portrait with the GFPGAN mix (NL-means + the high-resolution model)", restorer, photo_damage.mixed(big_portrait(), 2033), args.repeats, upscale=1)
+    occluded, mask = photo_damage.occluder(big_portrait(), restorer.detector(big_portrait())[:1], 0.25, 3)
+    report("the same portrait with an occluder, its mask given (the inpainting model)", restorer, occluded, args.repeats, upscale=1, mask=mask)
     small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
     report(f"astronaut at 256 px, x2, Real-ESRGAN x4plus background (its cost; bf16: {restorer.background.bf16})", restorer, small, 1, realesrgan_background=True)
     if restorer.background.is_model and restorer.background.bf16:  # what a CPU without native bf16 pays
