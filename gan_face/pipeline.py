@@ -474,17 +474,15 @@ def fill_uncovered(image: np.ndarray, painted: np.ndarray, fills: list[transfer.
     y0, y1, x0, x1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1), max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
     box, unknown = image[y0:y1, x0:x1], left[y0:y1, x0:x1]
     # a stroke across much of a 36 MP photo: interpolated at most FILL_RES px long and uint8 at
-    # full size, as float32 pyramids of the whole box would take gigabytes (the fill is smooth there)
+    # full size, as float32 pyramids of the whole box would take gigabytes (the fill is smooth
+    # there); a smaller box is interpolated as it is (the resizes are then copies)
     low = min(1.0, FILL_RES / max(box.shape[:2]))
-    if low < 1:
-        size = (max(1, round(box.shape[1] * low)), max(1, round(box.shape[0] * low)))
-        known = cv2.resize((~unknown).astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-        small = cv2.resize(np.where(unknown[..., None], 0, box).astype(np.uint8), size, interpolation=cv2.INTER_AREA)
-        small = small.astype(np.float32) / np.maximum(known, 1e-6)[..., None]
-        guess = transfer.pull_push(small, known)  # a low-res pixel part known counts as that part
-        guess = cv2.resize(np.clip(guess + 0.5, 0, 255).astype(np.uint8), box.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    else:
-        guess = np.clip(transfer.pull_push(box.astype(np.float32), (~unknown).astype(np.float32)) + 0.5, 0, 255).astype(np.uint8)
+    size = (max(1, round(box.shape[1] * low)), max(1, round(box.shape[0] * low)))
+    known = cv2.resize((~unknown).astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    small = cv2.resize(np.where(unknown[..., None], 0, box).astype(np.uint8), size, interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32) / np.maximum(known, 1e-6)[..., None]
+    guess = transfer.pull_push(small, known)  # a low-res pixel part known counts as that part
+    guess = cv2.resize(np.clip(guess + 0.5, 0, 255).astype(np.uint8), box.shape[1::-1], interpolation=cv2.INTER_LINEAR)
     out = image.copy()
     out[y0:y1, x0:x1][unknown] = guess[unknown]
     return out, int(left.sum())
