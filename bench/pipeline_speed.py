@@ -98,12 +98,13 @@ def main() -> None:
     report("astronaut 512 px, x2, Lanczos background", restorer, astronaut, args.repeats)
     report("group 1024 px, x2, Lanczos background", restorer, group, args.repeats)
     report("astronaut 512 px, x1 (no upscaling)", restorer, astronaut, args.repeats, upscale=1)
-    report("portrait 768x1024 px, one 400 px face, x1 (target <= 0.5 s)", restorer, big_portrait(), args.repeats, upscale=1)
+    portrait = big_portrait()
+    report("portrait 768x1024 px, one 400 px face, x1 (target <= 0.5 s)", restorer, portrait, args.repeats, upscale=1)
     from gan_face import photo_damage
 
-    report("the same portrait motion-blurred (the high-resolution model)", restorer, photo_damage.motion_blur(big_portrait(), 5), args.repeats, upscale=1)
-    report("the same portrait with the GFPGAN mix (NL-means + the high-resolution model)", restorer, photo_damage.mixed(big_portrait(), 2033), args.repeats, upscale=1)
-    occluded, mask = photo_damage.occluder(big_portrait(), restorer.detector(big_portrait())[:1], 0.25, 3)
+    report("the same portrait motion-blurred (the high-resolution model)", restorer, photo_damage.motion_blur(portrait, 5), args.repeats, upscale=1)
+    report("the same portrait with the GFPGAN mix (NL-means + the high-resolution model)", restorer, photo_damage.mixed(portrait, 2033), args.repeats, upscale=1)
+    occluded, mask = photo_damage.occluder(portrait, restorer.detector(portrait)[:1], 0.25, 3)
     report("the same portrait with an occluder, its mask given (the inpainting model)", restorer, occluded, args.repeats, upscale=1, mask=mask)
     small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
     report(f"astronaut at 256 px, x2, Real-ESRGAN x4plus background (its cost; bf16: {restorer.background.bf16})", restorer, small, 1, realesrgan_background=True)
