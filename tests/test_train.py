@@ -163,7 +163,7 @@ def test_init_from_adds_the_gain_path_to_a_run_without_it(tmp_path):
     trainer.run()
     assert trainer.g.gain.weight.abs().sum() > 0  # the new layer learns
     card = (tmp_path / "export" / "README.md").read_text()
-    assert "initialised from" in card and "steps: 4 at batch 4" in card
+    assert "initialised from" in card and "steps: 4: 2 before, then 2 at batch 4" in card
 
 
 def test_init_from_refuses_weights_of_another_model(tmp_path):

@@ -116,9 +116,11 @@ def training_card(
 ) -> str:
     """The measured part of an exported model card: how these weights were made. `trained_on`:
     the hardware the checkpoint recorded (default: this machine's, for checkpoints from before it was)."""
-    if init:  # fine-tuned: count the run it started from too
+    steps = f"{step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)"
+    if init:  # fine-tuned: count the run it started from too (its batch may have differed)
         extra = f"- initialised from: `{init['from']}` (step {init['step']}, {init['wall'] / 3600:.2f} h; steps and wall time above include it)\n" + extra
-        step, wall_seconds = step + init["step"], wall_seconds + init["wall"]
+        steps = f"{step + init['step']}: {init['step']} before, then {steps}"
+        wall_seconds += init["wall"]
     command = command or command_line(cfg)
     return f"""
 
@@ -126,7 +128,7 @@ def training_card(
 
 - command: `{command}`
 - data: `{cfg['data']}` ({"already aligned crops, resized" if cfg.get('data_aligned') else "aligned"} to the FFHQ 5-point template at {cfg['size']} px{f", trained on random {cfg['patch']} px windows" if cfg['patch'] else ""}), {cfg.get('limit') or 'all'} images
-- steps: {step} at batch {cfg['batch']} ({cfg['micro']} x {cfg['batch'] // cfg['micro']} accumulation)
+- steps: {steps}
 - wall time: {wall_seconds / 3600:.2f} h
 - hardware: {trained_on or hardware()}
 - degradations: `gan_face.degradations.random_degradation`, drawn in proportion {_kind_mix(cfg)}; {cfg['clean_fraction']:.0%} of images left clean; motion blur {cfg['motion_length'][0]:g}-{cfg['motion_length'][1]:g} px per 128 px of crop
