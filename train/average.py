@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from gan_face.generator import UNetGenerator
+from train.export import save_folder
 
 
 def average(folders: list[Path], out: Path) -> None:
@@ -33,15 +32,8 @@ def average(folders: list[Path], out: Path) -> None:
     states = [m.state_dict() for m in models]
     mean = {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype) for k in states[0]}
     models[0].load_state_dict(mean, strict=True)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:  # no half-written folder
-        models[0].save_pretrained(tmp)
-        card = Path(tmp) / "README.md"
-        sources = ", ".join(f"`{f}`" for f in folders)
-        card.write_text(card.read_text() + f"\n\n## Training\n\n- weights: the element-wise mean of {sources} (`python -m train.average`)\n")
-        for name in ("model.safetensors", "config.json", "README.md"):  # the card last: it describes the weights
-            os.replace(Path(tmp) / name, out / name)
+    sources = ", ".join(f"`{f}`" for f in folders)
+    save_folder(models[0], Path(out), f"\n\n## Training\n\n- weights: the element-wise mean of {sources} (`python -m train.average`)\n")
 
 
 def main(argv=None) -> int:

@@ -19,21 +19,26 @@ from train.config import TrainConfig
 from train.models import build_discriminator, ema_model
 
 
-def export_generator(state: dict, directory: Path, command: str | None = None) -> None:
-    """model.safetensors + config.json + README.md (the card, with how these weights were made).
+def save_folder(model, directory: Path, card_text: str) -> None:
+    """model.safetensors + config.json + README.md (the model's card with `card_text` appended).
 
     The files are written to a temporary folder beside `directory` and then moved in one by
     one, so an interrupted export leaves no half-written file, and an existing card is
     replaced rather than kept (save_pretrained keeps an existing README.md)."""
-    g = ema_model(state)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=f".{directory.name}-") as tmp:
-        g.save_pretrained(tmp)
+        model.save_pretrained(tmp)
         card = Path(tmp) / "README.md"
-        card.write_text(card.read_text() + checkpoint.training_card(checkpoint.config_of(state), state["step"], state.get("wall", 0.0), command=command, init=state.get("init"), trained_on=state.get("hardware")))
+        card.write_text(card.read_text() + card_text)
         for name in ("model.safetensors", "config.json", "README.md"):  # the card last: it describes the weights
             os.replace(Path(tmp) / name, directory / name)
+
+
+def export_generator(state: dict, directory: Path, command: str | None = None) -> None:
+    """The EMA generator as a Hub folder, its card saying how these weights were made."""
+    card = checkpoint.training_card(checkpoint.config_of(state), state["step"], state.get("wall", 0.0), command=command, init=state.get("init"), trained_on=state.get("hardware"))
+    save_folder(ema_model(state), directory, card)
 
 
 def export_discriminator(state: dict, directory: Path) -> None:
