@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from huggingface_hub import PyTorchModelHubMixin
+from safetensors import SafetensorError
 
 
 class HubModel(PyTorchModelHubMixin):
@@ -23,7 +24,7 @@ class HubModel(PyTorchModelHubMixin):
             check_folder(cls, folder)
         try:
             return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        except (RuntimeError, KeyError, OSError) as e:
+        except (RuntimeError, KeyError, OSError, SafetensorError) as e:  # SafetensorError: a truncated or corrupt file
             detail = " ".join(str(e).split()) or type(e).__name__  # names the mismatched keys, on one line
             raise ValueError(f"cannot load {cls.__name__} from {pretrained_model_name_or_path}: {detail[:2000]}") from e
 

@@ -48,6 +48,12 @@ def test_weights_from_a_different_config_name_the_keys(saved):
         UNetGenerator.from_pretrained(saved, strict=True)
 
 
+def test_corrupt_weights_file_names_the_folder(saved):
+    (saved / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"cannot load UNetGenerator from .*header"):
+        UNetGenerator.from_pretrained(saved)
+
+
 class Payload:
     """A pickle that would create a file if it were ever unpickled."""
 
