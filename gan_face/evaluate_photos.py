@@ -6,7 +6,9 @@ their own size and resized to 512 px wide. Each *whole photo* is damaged with a 
 condition, the GFPGAN mix, and nothing at all), restored exactly as a user would
 (`FaceRestorer`, photo in, photo out, `upscale=1`), and the face region is scored against
 the clean photo: PSNR, SSIM, LPIPS (AlexNet) and dlib identity distance. Rows: the damaged
-input, the best classical restoration (by LPIPS), and the pipeline.
+input, the best classical restoration (by LPIPS), and the pipeline. Writes results.md and
+results.csv (the summary), photos.csv (every photo's own scores: which faces a change helped)
+and contact sheets to --out.
 """
 
 from __future__ import annotations
@@ -222,6 +224,10 @@ def main(argv=None) -> int:
         writer = csv.DictWriter(f, ["size", "damage", "method", "kind", "n", "psnr", "ssim", "lpips", "identity"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(summary)
+    with open(out / "photos.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["size", "photo", "damage", "method", "kind", "psnr", "ssim", "lpips", "identity"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
     lines = target_lines(summary)
     images = "\n".join(f"![{name}]({sheet_name(name, '.jpg')})" for name in sheets)
     (out / "results.md").write_text(

@@ -166,6 +166,9 @@ def test_real_resolution_harness_runs_end_to_end(tmp_path):
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert {r["damage"] for r in rows} == set(DAMAGE)
     assert {"degraded input", "best classical", "ours: pipeline"} <= {r["kind"] for r in rows}
+    # one photo: its own scores (every method, classical ones included) are the summary's
+    photos = {(r["damage"], r["method"]): r for r in csv.DictReader(open(out / "photos.csv"))}
+    assert len(photos) > len(rows) and all(float(photos[r["damage"], r["method"]]["lpips"]) == float(r["lpips"]) for r in rows)
     clean = next(r for r in rows if r["damage"] == "none (clean photo)")
     assert float(clean["lpips"]) < 0.02 and float(clean["psnr"]) > 40  # a sharp face comes back as it was
     text = (out / "results.md").read_text()
