@@ -14,7 +14,6 @@ and contact sheets to --out.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from gan_face import baselines, degradations, metrics, photo_damage
 from gan_face.face import align
 from gan_face.imageops import batch_to_unit, to_unit
 from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, FaceRestorer
-from gan_face.report import contact_sheet, sheet_name
+from gan_face.report import contact_sheet, sheet_name, write_csv
 from gan_face.weights import SHARED
 
 PORTRAITS = SHARED / "data" / "photos" / "portraits"
@@ -220,14 +219,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name, by_label in sheets.items():
         contact_sheet(out / sheet_name(name, ".jpg"), [(label, batch_to_unit(np.stack(faces))) for label, faces in by_label.items()])
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["size", "damage", "method", "kind", "n", "psnr", "ssim", "lpips", "identity"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(summary)
-    with open(out / "photos.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["size", "photo", "damage", "method", "kind", "psnr", "ssim", "lpips", "identity"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "results.csv", ["size", "damage", "method", "kind", "n", "psnr", "ssim", "lpips", "identity"], summary)
+    write_csv(out / "photos.csv", ["size", "photo", "damage", "method", "kind", "psnr", "ssim", "lpips", "identity"], rows)
     lines = target_lines(summary)
     images = "\n".join(f"![{name}]({sheet_name(name, '.jpg')})" for name in sheets)
     (out / "results.md").write_text(

@@ -127,12 +127,16 @@ def target_lines(results: list[dict]) -> list[str]:
     return lines
 
 
-def write_outputs(args, out: Path, results: list[dict], n: int, rejected: int) -> None:
-    fields = ["degradation", "method", "kind", "n", "psnr", "ssim", "lpips", "psnr_mask", "lpips_mask", "identity"]
-    with open(out / "results.csv", "w", newline="") as f:
+def write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    """`rows` as a CSV file with these columns (other keys left out). Both harnesses write with it."""
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(results)
+        writer.writerows(rows)
+
+
+def write_outputs(args, out: Path, results: list[dict], n: int, rejected: int) -> None:
+    write_csv(out / "results.csv", ["degradation", "method", "kind", "n", "psnr", "ssim", "lpips", "psnr_mask", "lpips_mask", "identity"], results)
     fmt = lambda v, p: "" if isinstance(v, float) and math.isnan(v) else f"{v:.{p}f}"  # noqa: E731
     table = ["| degradation | method | PSNR (dB) | SSIM | LPIPS | PSNR in mask (dB) | LPIPS in mask | identity distance (median) |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
