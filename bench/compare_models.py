@@ -10,7 +10,9 @@ per damage (with --vgg also LPIPS with VGG16: a check that shares no network wit
 on the AlexNet LPIPS, `train --lpips_weight`); then PSNR / LPIPS inside the mask of the harness's
 occlusions (seed 7, the models given the mask) beside `cv2.inpaint`; then the median dlib identity
 distance on the first --identity-limit faces, damaged as the harness damages them
-(`evaluate.degrade`, seed 5).
+(`evaluate.degrade`, seed 5). With --lighting, first the harness's five lighting conditions, each
+model's whole output and its lighting gain alone (`transfer.split`: what the pipeline keeps of
+the generator on a face whose detail is intact, the harness's lighting rows).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_face import baselines, degradations  # noqa: E402
+from gan_face import baselines, degradations, transfer  # noqa: E402
 from gan_face.dataset import AlignedFaces  # noqa: E402
 from gan_face.evaluate import TEST_FACES, degrade  # noqa: E402
 from gan_face.generator import UNetGenerator  # noqa: E402
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--identity-limit", type=int, default=100, help="0 = skip the dlib identity distance")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vgg", action="store_true", help="also LPIPS with VGG16 (PSNR/LPIPS alex/LPIPS vgg)")
+    parser.add_argument("--lighting", action="store_true", help="also the five lighting conditions (output / its gain alone)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if any("=" not in m for m in args.models):
@@ -67,6 +70,14 @@ def main() -> None:
     def scores(x: torch.Tensor) -> str:
         vgg = f"/{lpips(x, faces, net='vgg').mean():.3f}" if args.vgg else ""
         return f"{psnr(x, faces).mean():.2f}/{lpips(x, faces).mean():.3f}{vgg}"
+
+    if args.lighting:
+        for condition in degradations.LIGHTING_CONDITIONS:
+            lq = degradations.lighting(faces, condition, 1.0)
+            outs = {name: restore(model, lq) for name, model in models.items()}
+            gained = {name: (torch.exp(transfer.split(out, lq)[0]) * lq).clamp(0, 1) for name, out in outs.items()}
+            row = [f"{condition:10s} input {scores(lq)}"] + [f"{name} {scores(outs[name])} / gain {scores(gained[name])}" for name in models]
+            print(("PSNR/LPIPS/LPIPS-vgg " if args.vgg else "PSNR/LPIPS ") + " | ".join(row), flush=True)
 
     for damage, make in DAMAGES.items():
         lq = make(faces, torch.Generator().manual_seed(7))
