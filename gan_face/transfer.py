@@ -66,6 +66,20 @@ def split(restored: torch.Tensor, source: torch.Tensor, holes: torch.Tensor | No
     return log_gain, residual
 
 
+# A pixel at the top of the range has lost its detail to clipping: the on-camera flash of the
+# "frontal" lighting clips 28 % of a portrait's face region (clean portraits: 0.01 %)
+SATURATED_ABOVE = 250 / 255
+SATURATED_RAMP = 10 / 255
+
+
+def saturated(faces: torch.Tensor) -> torch.Tensor:
+    """(B,3,n,n) in [0,1] -> (B,1,n,n) in [0,1]: where a channel is clipped at the top of the range
+    (soft from SATURATED_ABOVE - SATURATED_RAMP up, grown by a pixel and smoothed), so no gain can
+    bring its detail back."""
+    top = ((faces.amax(1, keepdim=True) - (SATURATED_ABOVE - SATURATED_RAMP)) / SATURATED_RAMP).clamp(0, 1)
+    return lowpass(torch.nn.functional.max_pool2d(top, 3, stride=1, padding=1), 1.0)
+
+
 def rim(holes: torch.Tensor, width: int = 3) -> torch.Tensor:
     """(B,1,128,128) holes -> the holes grown by `width` px with a soft edge. The models
     overshoot in the 1-3 px just outside a hole (a bright ring in the hole's colour: on a

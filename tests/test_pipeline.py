@@ -439,6 +439,29 @@ def test_the_harness_keeps_what_the_paste_back_keeps():
     assert (out[:, :, :30] - faces[:, :, :30] * 1.5).abs().mean() < 0.01
 
 
+def test_clipped_pixels_of_an_intact_face_take_the_models_detail():
+    # a flash clips part of a sharp face to white: a gain cannot bring back what clipping took,
+    # so there the models' output is kept; elsewhere the face keeps its own detail, relit
+    from gan_face.assess import Assessment
+    from gan_face.pipeline import as_pasted
+    from gan_face.transfer import saturated
+
+    torch.manual_seed(0)
+    clean = torch.rand(1, 3, 128, 128) * 0.4 + 0.3
+    faces = clean.clone()
+    faces[:, :, :64] = 1.0  # the top half clipped
+    restored = (clean * 0.9 + 0.05 * torch.randn_like(clean)).clamp(0, 1)  # a little darker, with detail of its own
+    sharp = Assessment(detail=0.45, noise=1.0, brightness=0.5, unevenness=0.0, face_px=128)
+    mask = saturated(faces)
+    assert mask[..., :60, :].min() > 0.99 and mask[..., 68:, :].max() < 0.01
+    assert saturated(clean).max() == 0  # nothing near the top of the range
+    out = as_pasted(restored, faces, None, [sharp])
+    assert (out[:, :, :56] - restored[:, :, :56]).abs().max() < 1e-3  # the models' pixels where clipped
+    # below, the face's own pixels, relit by the smooth gain, not the models' detail
+    relit = 0.9 * faces[:, :, 80:]
+    assert (out[:, :, 80:] - relit).abs().mean() < 0.01 < (restored[:, :, 80:] - relit).abs().mean()
+
+
 def test_a_well_lit_face_with_damaged_detail_goes_to_the_detail_model(restorer, astronaut):
     import cv2
 
