@@ -607,9 +607,10 @@ def detail_kept(assessments: list[Assessment], faces: torch.Tensor) -> torch.Ten
     faces in [0,1]: all of a face whose detail is damaged (`needs_detail`); on a face whose detail
     is intact, which keeps its own and takes only the lighting gain, its clipped pixels
     (`transfer.saturated`: they have no detail of their own to keep; on the 24 portraits under the
-    "frontal" flash, full size / 512 px: face PSNR 26.19 -> 26.50 / 26.11 -> 26.40 dB, LPIPS 0.039 ->
-    0.037 / 0.029 -> 0.026, dlib distance 0.124 -> 0.110 / 0.125 -> 0.126; the other lightings within
-    0.03 dB). FaceRestorer's paste-back and `as_pasted` both apply it."""
+    "frontal" flash, with the twenty-first session's generator, full size / 512 px: face PSNR
+    26.19 -> 26.50 / 26.11 -> 26.40 dB, LPIPS 0.039 -> 0.037 / 0.029 -> 0.026, dlib distance 0.124
+    -> 0.110 / 0.125 -> 0.126; the other lightings within 0.03 dB). FaceRestorer's paste-back and
+    `as_pasted` both apply it."""
     damaged = torch.tensor([float(a.needs_detail) for a in assessments]).view(-1, 1, 1, 1)
     return torch.maximum(damaged, transfer.saturated(faces))
 
