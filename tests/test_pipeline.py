@@ -152,6 +152,28 @@ def test_a_dark_portrait_is_relit_without_a_spotlight(shipped):
     assert neck > 2 * dark.astype(float).mean(2)[y1 + (y1 - y0) // 3, (x0 + x1) // 2]
 
 
+def test_a_flash_clipped_portrait_takes_the_models_detail_where_it_is_white(shipped, monkeypatch):
+    # the "frontal" flash clips part of a sharp face to white: with the models' residual kept on
+    # those pixels the face comes closer to the clean photo than with the lighting gain alone
+    from gan_face import photo_damage, transfer
+
+    clean = portrait()
+    flash = photo_damage.lighting(clean, "frontal")
+    result = shipped(flash, upscale=1)
+    face = result.faces[0]
+    assert face.assessment is not None and not face.assessment.needs_detail  # relit, detail intact
+    x0, y0, x1, y1 = face.box.astype(int)
+    clipped = flash[y0:y1, x0:x1].max(2) >= 250
+    assert clipped.mean() > 0.05
+
+    def error(image):
+        return np.abs(image[y0:y1, x0:x1].astype(float) - clean[y0:y1, x0:x1])[clipped].mean()
+
+    monkeypatch.setattr(transfer, "saturated", lambda faces: torch.zeros_like(faces[:, :1]))
+    gain_only = shipped(flash, upscale=1).image
+    assert error(result.image) < 0.9 * error(gain_only)
+
+
 def test_a_painted_mask_leaves_no_magenta(shipped):
     import cv2
 
