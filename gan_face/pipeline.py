@@ -619,8 +619,8 @@ def as_pasted(restored: torch.Tensor, faces: torch.Tensor, holes: torch.Tensor |
     """`run_models`' (N,3,128,128) output as FaceRestorer's paste-back keeps it, at 128 px: a face
     whose detail is intact (not `needs_detail`) takes only the lighting gain of its restoration
     (`transfer.split`) and keeps its own detail where it has any (`detail_kept`), outside its holes
-    (N,1,128,128; their fill is the models'). The 128 px harness scores this; the paste-back proper also works at the photo's
-    resolution (`transfer.paste`)."""
+    (N,1,128,128; their fill is the models'). The 128 px harness scores this; the paste-back
+    proper also works at the photo's resolution (`transfer.paste`)."""
     log_gain, residual = transfer.split(restored, faces, holes)
     out = (torch.exp(log_gain) * faces + detail_kept(assessments, faces) * residual).clamp(0, 1)
     return out if holes is None else holes * restored + (1 - holes) * out
