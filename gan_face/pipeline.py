@@ -374,6 +374,7 @@ class FaceRestorer:
         for i in worked:
             if holes[i] is not None:
                 out = transfer.mirror_detail(out, background, painted, matrices[i], scale, transfer.symmetry(faces[i].landmarks, matrices[i]))
+                out = transfer.fill_grain(out, painted, matrices[i], scale)  # what the mirror left smooth
         lap("paste back")
         timings["total"] = sum(timings.values())
         results = []

@@ -308,6 +308,57 @@ def mirror_detail(
     return out
 
 
+# A fill's grain (`fill_grain`). On 24 occluded portraits, full size / 512 px: face LPIPS 0.232 /
+# 0.213 -> 0.190 / 0.185, SSIM 0.894 / 0.887 -> 0.882 / 0.878, PSNR 24.54 / 24.17 -> 24.52 / 24.15
+# dB, dlib distance 0.482 / 0.514 -> 0.484 / 0.509. GRAIN_AMOUNT 0.7: LPIPS 0.192 / 0.186, 1.6:
+# 0.200 / 0.195. A first version matched the band finer than 2 crop px (which the fill's own
+# edges already fill) to the whole crop's median: next to no grain, LPIPS 0.227 / 0.208
+GRAIN_SIGMA = 0.6  # output px: skin's grain is a little coarser than one pixel (JPEG, demosaicing)
+GRAIN_SEED = 0  # the same photo always comes back the same
+GRAIN_RING = 8  # crop px (at 128)
+GRAIN_BAND = 0.5  # crop px: the band finer than this is what a 128 px fill cannot carry (its own edges reach 1 px)
+GRAIN_AMOUNT = 1.0  # x the skin's median fine-band energy's root
+
+
+def fill_grain(image: np.ndarray, painted: np.ndarray, matrix: np.ndarray, scale: float, sigma: float = GRAIN_BAND) -> np.ndarray:
+    """The (H,W,3) uint8 photo at output size with grain on one face's painted pixels
+    (`painted`: (H,W) float from `photo_hole`). The models' fill is 128 px worth of detail, so on
+    a large face it is a smooth patch in textured skin: a smudge. Per pixel, the fill's log-domain
+    band finer than `sigma` crop px is brought up to that band's median energy over the
+    unpainted pixels around the paint (GRAIN_RING) with zero-mean luminance noise of the same
+    band (grain matching, as retouchers do after a fill); what `mirror_detail` lent the hole
+    already counts, so it gets little. On a small face the band is finer than a pixel: no grain."""
+    box = landing_box(matrix, SIZE, image.shape, scale)
+    if box is None:
+        return image
+    x0, y0, x1, y1, _ = box
+    hole = painted[y0:y1, x0:x1]
+    if hole.max() <= 0:
+        return image
+    px = scale / matrix_scale(matrix)  # output px per crop px
+    s = sigma * px
+    # the skin to match: the unpainted pixels within GRAIN_RING crop px of the paint
+    r = max(1, round(GRAIN_RING * px))
+    ring = (cv2.dilate((hole > 0.01).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0) & (hole < 0.01)
+    if ring.sum() < 100:  # nothing to match
+        return image
+
+    def band(x: np.ndarray) -> np.ndarray:
+        return x - cv2.GaussianBlur(x, (0, 0), s)
+
+    log = np.log1p(image[y0:y1, x0:x1].astype(np.float32))
+    energy = (band(log) ** 2).mean(2)
+    wanted = np.median(energy[ring])
+    amplitude = hole * np.sqrt(np.maximum(wanted - cv2.GaussianBlur(energy, (0, 0), 4 * s), 0))
+    # luminance grain, as skin's texture is mostly: the same in the three channels
+    noise = np.random.default_rng(GRAIN_SEED).standard_normal(log.shape[:2]).astype(np.float32)
+    noise = band(cv2.GaussianBlur(noise, (0, 0), GRAIN_SIGMA))
+    noise /= noise.std() + 1e-6
+    out = image.copy()
+    out[y0:y1, x0:x1] = np.clip(np.expm1(log + (GRAIN_AMOUNT * amplitude * noise)[..., None]) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
 def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float, close: float = 0) -> np.ndarray:
     """A painted (H,W) photo mask -> (H',W') float mask at the output `shape`: the whole stroke,
     its anti-aliased edge and JPEG ringing included (dilated 4 px of the photo), with a soft edge outside.

@@ -220,6 +220,34 @@ def test_mirror_detail_lends_a_hole_the_texture_of_the_faces_other_half():
     assert np.abs(out[inner].astype(int) - soft[inner]).max() <= 1
 
 
+def test_fill_grain_gives_a_smooth_fill_the_grain_of_the_skin_around_it():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    skin = np.repeat(150 + 6 * rng.standard_normal((256, 256, 1)).astype(np.float32), 3, 2)  # textured skin (luminance)
+    matrix = np.array([[0.5, 0, 0], [0, 0.5, 0]])  # photo -> its 128 px aligned crop
+    painted = np.zeros((256, 256), np.float32)
+    painted[60:180, 40:200] = 1
+    smooth = np.where(painted[..., None] > 0, 150.0, skin)  # a fill with no fine detail
+    photo = np.clip(smooth + 0.5, 0, 255).astype(np.uint8)
+    out = transfer.fill_grain(photo, painted, matrix, 1.0)
+
+    def fine(x, where):  # the log-luminance band finer than 2 px
+        log = np.log1p(x.astype(np.float32)).mean(2)
+        return np.std((log - cv2.GaussianBlur(log, (0, 0), 2))[where])
+
+    inner = np.zeros_like(painted, bool)
+    inner[80:160, 60:180] = True  # clear of the hole's edge
+    assert fine(photo, inner) < 0.1 * fine(photo, painted == 0)
+    assert 0.5 < fine(out, inner) / fine(photo, painted == 0) < 1.5  # grain like the skin's
+    assert abs(out[inner].mean() - photo[inner].mean()) < 1  # zero-mean: no change of colour
+    assert np.array_equal(out[painted == 0], photo[painted == 0])  # nothing outside the hole changes
+    assert np.array_equal(transfer.fill_grain(photo, painted, matrix, 1.0), out)  # the same every time
+    # a fill as grainy as the skin already (what `mirror_detail` lent it) gets next to nothing
+    textured = np.clip(skin + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(transfer.fill_grain(textured, painted, matrix, 1.0).astype(int) - textured)[inner].mean() < 1
+
+
 def test_symmetry_fades_the_mirror_out_on_turned_faces():
     from gan_face.face import template
 
