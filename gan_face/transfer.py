@@ -349,7 +349,8 @@ def fill_grain(image: np.ndarray, painted: np.ndarray, matrix: np.ndarray, scale
     x0, y0, x1, y1 = max(x0, x0 + xs.min() - margin), max(y0, y0 + ys.min() - margin), min(x1, x0 + xs.max() + 1 + margin), min(y1, y0 + ys.max() + 1 + margin)
     hole = painted[y0:y1, x0:x1]
     # the skin to match: the unpainted pixels within GRAIN_RING crop px of the paint
-    ring = (cv2.distanceTransform((hole <= 0.01).astype(np.uint8), cv2.DIST_L2, 3) <= r) & (hole < 0.01)
+    clear = hole <= 0.01
+    ring = (cv2.distanceTransform(clear.astype(np.uint8), cv2.DIST_L2, 3) <= r) & clear
     if ring.sum() < 100:  # nothing to match
         return image
 
