@@ -314,7 +314,7 @@ def mirror_detail(
 # dB, dlib distance 0.482 / 0.514 -> 0.481 / 0.515 (another draw of the noise: 0.484 / 0.513).
 # GRAIN_AMOUNT 0.7: LPIPS 0.192 / 0.186, 1.6: 0.200 / 0.195. A first version matched the band
 # finer than 2 crop px (which the fill's own edges already fill) to the whole crop's median: next
-# to no grain, LPIPS 0.227 / 0.208. About 60 ms for a 300 px hole in a 600 px face.
+# to no grain, LPIPS 0.227 / 0.208. Its cost is in `bench/pipeline_speed.py`'s occluded portrait (paste back).
 GRAIN_SIGMA = 0.6  # output px: skin's grain is a little coarser than one pixel (JPEG, demosaicing)
 GRAIN_SEED = 0  # the same photo always comes back the same
 GRAIN_RING = 8  # crop px (at 128)
