@@ -12,7 +12,7 @@ import torch
 
 from gan_face import DeblurGenerator, UNetGenerator, degradations
 from gan_face.dataset import AlignedFaces
-from gan_face.evaluate_photos import DAMAGE
+from gan_face.evaluate_photos import DAMAGE, INPUT, OURS, paired_interval, summarise, target_lines
 from gan_face.imageops import signed_to_unit, unit_to_signed
 
 from .conftest import SHARED, TEST_FACES
@@ -155,6 +155,21 @@ def test_shipped_model_for_damaged_faces_fills_them_better_than_the_inpainting_m
         lq, mask = degrade(torch.Generator().manual_seed(7))
         with torch.no_grad():
             assert psnr(run_stage(better, lq, mask), clean).mean() > psnr(run_stage(worse, lq, mask), clean).mean() + 0.3
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_noise():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.3, 0.7, 24)  # 24 photos' identity distances, very different from photo to photo
+    d, low, high = paired_interval(base - 0.02 + rng.normal(0, 0.002, 24), base, np.median)  # better on every photo
+    assert high < 0 and low < d < high
+    d, low, high = paired_interval(base[rng.permutation(24)], base, np.median)  # the same scores, shuffled: no effect
+    assert d == 0 and low < 0 < high
+    # the harness's target lines carry it, named after the reference compared against
+    rows = [{"size": "512", "photo": f"p{i}", "damage": "motion blur", "method": m, "kind": k, "psnr": 30.0, "ssim": 0.9, "lpips": lp, "identity": ident}
+            for i, b in enumerate(base)
+            for m, k, lp, ident in ((INPUT, INPUT, 0.3, b), ("unsharp mask", "classical", 0.25, b + 0.01), (OURS, OURS, 0.2, b - 0.02))]
+    (line,) = target_lines(summarise(rows), rows)
+    assert ": met" in line and "LPIPS mean vs unsharp mask -0.050 [-0.050, -0.050]" in line and "identity median vs degraded input -0.020" in line
 
 
 def test_real_resolution_harness_runs_end_to_end(tmp_path):
