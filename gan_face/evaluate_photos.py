@@ -7,8 +7,8 @@ condition, the GFPGAN mix, and nothing at all), restored exactly as a user would
 (`FaceRestorer`, photo in, photo out, `upscale=1`), and the face region is scored against
 the clean photo: PSNR, SSIM, LPIPS (AlexNet) and dlib identity distance. Rows: the damaged
 input, the best classical restoration (by LPIPS), and the pipeline. Writes results.md (each
-target with a paired bootstrap interval over the photos) and results.csv (the summary), photos.csv (every photo's own scores: which faces a change helped)
-and contact sheets to --out.
+target with a paired bootstrap interval over the photos) and results.csv (the summary),
+photos.csv (every photo's own scores: which faces a change helped) and contact sheets to --out.
 """
 
 from __future__ import annotations
