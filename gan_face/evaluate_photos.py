@@ -211,21 +211,21 @@ def target_lines(summary: list[dict], rows: list[dict] | None = None) -> list[st
 
 
 def interval_note(rows: list[dict], size: str, name: str, lpips_ref: str, identity_ref: str) -> str:
-    """'; ours minus <ref>: LPIPS mean .. [low, high], identity median .. [low, high]' over the photos both were scored on."""
+    """'; ours minus, 95 % paired bootstrap over the photos: LPIPS mean vs <ref> d [low, high],
+    identity median vs <ref> d [low, high]', over the photos both methods were scored on."""
     scores = {}
     for r in rows:
         if r["size"] == size and r["damage"] == name:
             scores.setdefault(r["method"], {})[r["photo"]] = r
     notes = []
-    for metric, ref, statistic in (("LPIPS mean", lpips_ref, np.mean), ("identity median", identity_ref, np.median)):
-        key = metric.split()[0].lower()
+    for label, key, ref, statistic in (("LPIPS mean", "lpips", lpips_ref, np.mean), ("identity median", "identity", identity_ref, np.median)):
         photos = sorted(set(scores.get(OURS, {})) & set(scores.get(ref, {})))
         a = np.array([scores[OURS][p][key] for p in photos], float)
         b = np.array([scores[ref][p][key] for p in photos], float)
         if len(photos) < 2 or np.isnan(a).any() or np.isnan(b).any():
             continue
         d, low, high = paired_interval(a, b, statistic)
-        notes.append(f"{metric} vs {ref} {d:+.3f} [{low:+.3f}, {high:+.3f}]")
+        notes.append(f"{label} vs {ref} {d:+.3f} [{low:+.3f}, {high:+.3f}]")
     return f"; ours minus, 95 % paired bootstrap over the photos: {', '.join(notes)}" if notes else ""
 
 
