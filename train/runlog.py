@@ -15,7 +15,7 @@ VAL_KINDS = {f"val_{kind.replace(' ', '_')}": kind for kind in degradations.TRAI
 CSV_FIELDS = (
     ("step", "seconds", "lr", "d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "gp", "d_real", "d_fake", "d_noise", "img_per_s")
     + ("val_psnr", "val_psnr_input", *VAL_KINDS)
-    + ("identity", "lpips")  # last: a resumed older log keeps its columns in place
+    + ("identity", "lpips", "masked_lpips")  # last: a resumed older log keeps its columns in place
 )
 
 

@@ -100,7 +100,7 @@ class Trainer:
 
         self.g, self.d = build_generator(cfg), build_discriminator(cfg)
         self.perceptual = losses.PerceptualLoss().to(self.accelerator.device) if cfg.perceptual_weight > 0 else None
-        self.lpips = losses.LPIPSLoss().to(self.accelerator.device) if cfg.lpips_weight > 0 else None
+        self.lpips = losses.LPIPSLoss().to(self.accelerator.device) if cfg.lpips_weight > 0 or cfg.mask_lpips_weight > 0 else None
         self.identity = losses.IdentityLoss().to(self.accelerator.device) if cfg.identity_weight > 0 else None
         self.init = self.init_weights(Path(cfg.init_from)) if cfg.init_from and not cfg.resume else None
         betas = (cfg.beta1, cfg.beta2)
@@ -230,7 +230,7 @@ class Trainer:
         d.noise_std = cfg.d_noise * max(0.0, 1.0 - self.step / max(cfg.d_noise_anneal, 1))
         lq, hq = unit_to_signed(lq), unit_to_signed(hq)
         micro = lambda t, k: None if t is None else t[k * cfg.micro : (k + 1) * cfg.micro]  # noqa: E731
-        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "lpips", "identity", "gp", "d_real", "d_fake"), 0.0)
+        stats = dict.fromkeys(("d_loss", "g_loss", "l1", "masked_l1", "adv", "fm", "perceptual", "lpips", "masked_lpips", "identity", "gp", "d_real", "d_fake"), 0.0)
         gp_step = cfg.gp != "none" and self.step % cfg.gp_every == 0
 
         # 2. generator forward, kept for the G phase
@@ -290,7 +290,7 @@ class Trainer:
 
     def generator_terms(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None) -> dict[str, tuple[float, torch.Tensor]]:
         """G's loss terms on one micro-batch (in [-1,1]): name -> (weight, value); the loss is
-        their weighted sum. Terms that do not apply are left out: the hole term without a mask,
+        their weighted sum. Terms that do not apply are left out: the hole terms without a mask,
         D's terms in the PSNR phase, the perceptual, LPIPS and identity terms when their weight is 0."""
         cfg = self.cfg
         terms = {"l1": (cfg.l1_weight, F.l1_loss(fake, real))}
@@ -305,9 +305,12 @@ class Trainer:
             terms["fm"] = (cfg.fm_weight, losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats]))
         if self.perceptual is not None:
             terms["perceptual"] = (cfg.perceptual_weight, self.perceptual(fake, real))
-        if self.lpips is not None:
+        if self.lpips is not None and cfg.lpips_weight > 0:
             with self.autocast():  # 79 -> 117 ms for 16 faces without it
                 terms["lpips"] = (cfg.lpips_weight, self.lpips(fake, real))
+        if mask is not None and cfg.mask_lpips_weight > 0:
+            with self.autocast():
+                terms["masked_lpips"] = (cfg.mask_lpips_weight, self.lpips(fake, real, mask))
         if self.identity is not None:
             terms["identity"] = (cfg.identity_weight, self.identity(fake, real))
         return terms
