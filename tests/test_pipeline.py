@@ -223,12 +223,16 @@ def test_an_occluder_past_the_crops_edge_leaves_none_of_its_colour_and_no_seam(s
         m.setattr(transfer, "fill_grain", lambda image, *a: image)
         smooth = shipped(painted, mask=mask, upscale=1).image[mask.any(1)][:, mask.any(0)].astype(float)
     assert np.percentile(np.abs(np.diff(smooth, axis=1)).mean(2), 99.9) < 1.5
-    # with the grain (`transfer.fill_grain`), column steps averaged over 64 rows: a seam runs
-    # along them, the grain averages out (1.05 with it, 0.67 without)
+    # what the grain (`transfer.fill_grain`) adds, column steps averaged over 64 rows: a seam in
+    # it runs along them, the grain itself averages out (1.2). Measured apart from the fill, whose
+    # own shading (a chin, lips) has steps of its own: 0.62 -> 0.83 when the fills gained structure
     block = result.image[mask.any(1)][:, mask.any(0)].astype(float)
-    steps = np.diff(block, axis=1).mean(2)
-    steps = steps[: len(steps) // 64 * 64].reshape(-1, 64, steps.shape[1]).mean(1)
-    assert np.percentile(np.abs(steps), 99.9) < 1.5
+
+    def column_steps(image):
+        steps = np.diff(image, axis=1).mean(2)
+        return steps[: len(steps) // 64 * 64].reshape(-1, 64, steps.shape[1]).mean(1)
+
+    assert np.percentile(np.abs(column_steps(block) - column_steps(smooth)), 99.9) < 1.5
     # and the grain runs on past the crop's edge with the fill (when it stopped there, the fine
     # band's std fell from 0.013 to 0.001 at the crop's bottom edge: a texture seam)
     log = np.log1p(block).mean(2)
@@ -309,9 +313,10 @@ def test_a_hole_over_one_eye_gets_the_fine_detail_of_the_other(shipped, monkeypa
     assert fine(alone) < 0.2 * fine(clean) and 0.6 < fine(mirrored) / fine(clean) < 1.6
     assert face_scores(mirrored, clean, face.box)[1] < 0.8 * face_scores(alone, clean, face.box)[1]
     # with no mirror image to lend it detail, the fill still gets grain like the skin around the
-    # hole (`fill_grain`; measured 2.4x the fill's alone, 0.54x the skin's, whose freckles it lacks)
+    # hole (`fill_grain`; 0.54x the skin's, whose freckles it lacks; 2.4x the fill's alone when
+    # fills were a blur, 1.7x since they draw an eye's shape themselves)
     skin = (cv2.dilate(mask, np.ones((61, 61), np.uint8)) > 0) & ~(cv2.dilate(mask, np.ones((21, 21), np.uint8)) > 0)
-    assert fine(grainy) > 1.8 * fine(alone) and fine(grainy) > 0.4 * fine(clean, skin)
+    assert fine(grainy) > 1.4 * fine(alone) and fine(grainy) > 0.4 * fine(clean, skin)
 
 
 def test_faces_given_skip_the_detector(restorer, astronaut):

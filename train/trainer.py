@@ -308,7 +308,7 @@ class Trainer:
         if self.lpips is not None and cfg.lpips_weight > 0:
             with self.autocast():  # 79 -> 117 ms for 16 faces without it
                 terms["lpips"] = (cfg.lpips_weight, self.lpips(fake, real))
-        if mask is not None and cfg.mask_lpips_weight > 0:
+        if mask is not None and cfg.mask_lpips_weight > 0 and cfg.g_out_scale == 1:  # the mask is the input's size
             with self.autocast():
                 terms["masked_lpips"] = (cfg.mask_lpips_weight, self.lpips(fake, real, mask))
         if self.identity is not None:
