@@ -141,17 +141,22 @@ class LPIPS(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """mask: (B,1,H,W) weights: the distance inside it only (each layer's map enlarged to
         the image, as lpips' `spatial=True` does, then averaged over the mask)."""
+        return self.distances(a, b, [mask])[0]
+
+    def distances(self, a: torch.Tensor, b: torch.Tensor, masks: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        """`forward` for each of `masks` (None: the whole image), the network run once."""
         fa = self.features((a * 2 - 1 - self.shift) / self.scale)
         fb = self.features((b * 2 - 1 - self.shift) / self.scale)
-        total = 0
+        totals = [0] * len(masks)
         for x, y, head in zip(fa, fb, self.heads):
             d = head((unit_normalise(x) - unit_normalise(y)) ** 2)
-            if mask is None:
-                total = total + d.mean((2, 3))
-            else:
-                d = F.interpolate(d, size=a.shape[-2:], mode="bilinear", align_corners=False)
-                total = total + (d * mask).sum((2, 3)) / mask.sum((2, 3)).clamp(min=1e-6)
-        return total.flatten()
+            spatial = F.interpolate(d, size=a.shape[-2:], mode="bilinear", align_corners=False) if any(m is not None for m in masks) else None
+            for k, mask in enumerate(masks):
+                if mask is None:
+                    totals[k] = totals[k] + d.mean((2, 3))
+                else:
+                    totals[k] = totals[k] + (spatial * mask).sum((2, 3)) / mask.sum((2, 3)).clamp(min=1e-6)
+        return [t.flatten() for t in totals]
 
 
 def unit_normalise(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:

@@ -434,6 +434,11 @@ def test_masked_lpips_judges_the_fill_and_reaches_g(tmp_path):
     stats = trainer.train_step(hq * (1 - mask), mask, hq)
     assert 0 < stats["masked_lpips"] < 1.5 and stats["g_loss"] > stats["l1"] + 0.5 * stats["masked_lpips"] * 0.99
     assert "lpips" not in trainer.generator_terms(real, real, mask)  # the whole-face term has its own weight
+    # with both LPIPS terms on, AlexNet runs once and each term is what it is alone
+    trainer.cfg.lpips_weight = 0.1
+    terms = trainer.generator_terms(grey_fill, real, mask)
+    assert terms["masked_lpips"][1].item() == pytest.approx(fill, rel=1e-5)
+    assert terms["lpips"][1].item() == pytest.approx(trainer.lpips(grey_fill, real).item(), rel=1e-5) and terms["lpips"][1].item() > 0
 
 
 def test_no_loss_term_dominates_on_a_batch_with_a_large_hole(tmp_path):

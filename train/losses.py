@@ -77,7 +77,7 @@ class PerceptualLoss(nn.Module):
 class LPIPSLoss(nn.Module):
     """Mean LPIPS (AlexNet, v0.1 heads) between the restored and the clean face; inputs
     (B,3,H,W) in [-1,1]. With a mask (B,1,H,W): inside it only (an image without one counts 0,
-    as in `masked_l1`)."""
+    as in `masked_l1`). `both` gives the whole-face and the in-mask loss for one AlexNet pass."""
 
     def __init__(self):
         super().__init__()
@@ -87,6 +87,10 @@ class LPIPSLoss(nn.Module):
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.lpips(signed_to_unit(fake), signed_to_unit(real), mask).float().mean()
+
+    def both(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        whole, inside = self.lpips.distances(signed_to_unit(fake), signed_to_unit(real), [None, mask])
+        return whole.float().mean(), inside.float().mean()
 
 
 class IdentityLoss(nn.Module):

@@ -294,11 +294,17 @@ class Trainer:
         D's terms in the PSNR phase, the perceptual, LPIPS and identity terms when their weight is 0."""
         cfg = self.cfg
         terms = {"l1": (cfg.l1_weight, F.l1_loss(fake, real))}
-        if mask is not None and cfg.g_out_scale == 1:  # the hole terms (the mask is the input's size)
+        hole = mask is not None and cfg.g_out_scale == 1  # the hole terms (the mask is the input's size)
+        if hole:
             terms["masked_l1"] = (cfg.mask_l1_weight, losses.masked_l1(fake, real, mask))
-            if cfg.mask_lpips_weight > 0:
-                with self.autocast():
-                    terms["masked_lpips"] = (cfg.mask_lpips_weight, self.lpips(fake, real, mask))
+        with self.autocast():  # 79 -> 117 ms for 16 faces without it
+            if hole and cfg.mask_lpips_weight > 0 and cfg.lpips_weight > 0:  # AlexNet once for both
+                whole, inside = self.lpips.both(fake, real, mask)
+                terms["masked_lpips"], terms["lpips"] = (cfg.mask_lpips_weight, inside), (cfg.lpips_weight, whole)
+            elif hole and cfg.mask_lpips_weight > 0:
+                terms["masked_lpips"] = (cfg.mask_lpips_weight, self.lpips(fake, real, mask))
+            elif cfg.lpips_weight > 0:
+                terms["lpips"] = (cfg.lpips_weight, self.lpips(fake, real))
         if cfg.gan:
             with self.autocast():
                 fake_logits, fake_feats = self.d(fake, return_features=True)
@@ -308,9 +314,6 @@ class Trainer:
             terms["fm"] = (cfg.fm_weight, losses.feature_matching([f.float() for f in fake_feats], [f.float() for f in real_feats]))
         if self.perceptual is not None:
             terms["perceptual"] = (cfg.perceptual_weight, self.perceptual(fake, real))
-        if cfg.lpips_weight > 0:
-            with self.autocast():  # 79 -> 117 ms for 16 faces without it
-                terms["lpips"] = (cfg.lpips_weight, self.lpips(fake, real))
         if self.identity is not None:
             terms["identity"] = (cfg.identity_weight, self.identity(fake, real))
         return terms
