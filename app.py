@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home: it 
 
 from demo.ui import create_demo  # noqa: E402
 from gan_face.imageio import MAX_BYTES  # noqa: E402
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, DEFAULT_INPAINT_HIRES, FaceRestorer  # noqa: E402
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, FaceRestorer  # noqa: E402
 
 restorer = FaceRestorer.from_pretrained(
     generator=os.environ.get("GAN_FACE_GENERATOR", DEFAULT_GENERATOR),
@@ -22,7 +22,6 @@ restorer = FaceRestorer.from_pretrained(
     inpaint_damaged=os.environ.get("GAN_FACE_INPAINT_DAMAGED", DEFAULT_INPAINT_DAMAGED),
     detail=os.environ.get("GAN_FACE_DETAIL", DEFAULT_DETAIL),
     hires=os.environ.get("GAN_FACE_HIRES", DEFAULT_HIRES),
-    inpaint_hires=os.environ.get("GAN_FACE_INPAINT_HIRES", DEFAULT_INPAINT_HIRES),
     weights=os.environ.get("GAN_FACE_WEIGHTS") or None,
     download=os.environ.get("GAN_FACE_DOWNLOAD", "1") == "1",
 )

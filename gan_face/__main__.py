@@ -69,7 +69,6 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--inpaint-damaged-model", default=None, help="generator for holed faces that are also blurred, noisy, small or badly lit (default: pretrained/gan-face-inpaint-damaged)")
     r.add_argument("--detail-model", default=None, help="generator for blurred, noisy or small faces (default: pretrained/gan-face-detail)")
     r.add_argument("--hires-model", default=None, help="generator for large blurred or noisy faces, at 256 px (default: pretrained/gan-face-hires)")
-    r.add_argument("--inpaint-hires-model", default=None, help="generator for large faces with --masks holes, at 256 px (default: pretrained/gan-face-inpaint-hires)")
     r.add_argument("--weights", default=None, help="folder with detector / Real-ESRGAN weights")
     r.add_argument("--download", action="store_true", help="allow checked downloads of missing weights")
     r.add_argument("--time-limit", type=float, default=None, help="seconds per photo before it is skipped")
@@ -79,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def restore_command(args) -> int:
-    from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, DEFAULT_INPAINT_HIRES, FaceRestorer
+    from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, FaceRestorer
 
     files = collect(args.inputs)
     if not files:
@@ -90,7 +89,7 @@ def restore_command(args) -> int:
     restorer = FaceRestorer.from_pretrained(
         generator=args.generator or DEFAULT_GENERATOR, deblur=args.deblur_model or DEFAULT_DEBLUR, inpaint=args.inpaint_model or DEFAULT_INPAINT,
         detail=args.detail_model or DEFAULT_DETAIL, hires=args.hires_model or DEFAULT_HIRES,
-        inpaint_damaged=args.inpaint_damaged_model or DEFAULT_INPAINT_DAMAGED, inpaint_hires=args.inpaint_hires_model or DEFAULT_INPAINT_HIRES, weights=args.weights, realesrgan_background=args.realesrgan_background, download=args.download,
+        inpaint_damaged=args.inpaint_damaged_model or DEFAULT_INPAINT_DAMAGED, weights=args.weights, realesrgan_background=args.realesrgan_background, download=args.download,
     )
     for note in restorer.notes:
         print(f"note: {note}", file=sys.stderr)

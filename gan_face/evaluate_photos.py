@@ -27,7 +27,7 @@ from tqdm import tqdm
 from gan_face import baselines, degradations, metrics, photo_damage
 from gan_face.face import align
 from gan_face.imageops import batch_to_unit, to_unit
-from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, DEFAULT_INPAINT_HIRES, FaceRestorer
+from gan_face.pipeline import DEFAULT_DEBLUR, DEFAULT_DETAIL, DEFAULT_GENERATOR, DEFAULT_HIRES, DEFAULT_INPAINT, DEFAULT_INPAINT_DAMAGED, FaceRestorer
 from gan_face.report import contact_sheet, sheet_name, write_csv
 from gan_face.weights import SHARED
 
@@ -101,7 +101,7 @@ def evaluate(args) -> tuple[list[dict], dict]:
     """Score every damage and method; also the face regions of the first photos for the sheets."""
     torch.set_num_threads(args.threads)
     restorer = FaceRestorer.from_pretrained(args.generator, args.deblur, realesrgan_background=False, inpaint=args.inpaint or None, detail=args.detail or None, hires=args.hires or None,
-                                          inpaint_damaged=args.inpaint_damaged or None, inpaint_hires=args.inpaint_hires or None)
+                                          inpaint_damaged=args.inpaint_damaged or None)
     scorer = Scorer(not args.no_identity)
     files = sorted(PORTRAITS.glob("*.jpg"))[: args.limit or None]
     rows, sheets = [], {}
@@ -239,7 +239,6 @@ def parse_args(argv=None):
     p.add_argument("--inpaint-damaged", default=str(DEFAULT_INPAINT_DAMAGED), help="generator for holed faces that are damaged too ('' = --inpaint)")
     p.add_argument("--detail", default=str(DEFAULT_DETAIL), help="detail model for blurred, noisy or small faces ('' = none)")
     p.add_argument("--hires", default=str(DEFAULT_HIRES), help="high-resolution detail model for large damaged faces ('' = none)")
-    p.add_argument("--inpaint-hires", default=str(DEFAULT_INPAINT_HIRES), help="high-resolution inpainting model for large holed faces ('' = none: --inpaint)")
     p.add_argument("--damage", nargs="+", default=list(DAMAGE), choices=DAMAGE, metavar="DAMAGE", help=f"only these of {DAMAGE}")
     p.add_argument("--out", default="docs/results/portraits")
     p.add_argument("--seed", type=int, default=2026)

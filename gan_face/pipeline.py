@@ -43,7 +43,6 @@ DEFAULT_INPAINT_DAMAGED = REPO / "pretrained" / "gan-face-inpaint-damaged"
 DEFAULT_DEBLUR = REPO / "pretrained" / "gan-face-deblur"
 DEFAULT_DETAIL = REPO / "pretrained" / "gan-face-detail"
 DEFAULT_HIRES = REPO / "pretrained" / "gan-face-hires"
-DEFAULT_INPAINT_HIRES = REPO / "pretrained" / "gan-face-inpaint-hires"
 LARGE_NOISE_PX = 1024  # a large face's noise is measured on its crop at the photo's resolution, at most this
 # the share of the high-resolution model's residual that is pasted: on the first 8 harness portraits
 # with the GFPGAN mix (after NL-means) all of it gave face LPIPS 0.527 but dlib identity distance
@@ -119,10 +118,6 @@ class FaceRestorer:
             than that in the photo whose detail is damaged (None: they keep their own detail;
             see `plan`). A 128 px model's correction, enlarged 3-7x onto such a face, cannot
             reach the blur and noise at the face's own scale.
-        inpaint_hires: a U-Net trained like `inpaint` on sharp 256 px faces, run at 256 px in its
-            place on holed faces larger than that in the photo that are otherwise sound (None:
-            `inpaint` fills them; see `plan`). A 128 px fill enlarged 2-4x onto such a face is a
-            soft patch in a sharp face.
         deblur: the DeblurGAN-v2 stage (None: skipped).
         detector: a FaceDetector.
         background: Upscaler for the photo (Real-ESRGAN or Lanczos).
@@ -139,7 +134,6 @@ class FaceRestorer:
         detail: UNetGenerator | None = None,
         hires: UNetGenerator | None = None,
         inpaint_damaged: UNetGenerator | None = None,
-        inpaint_hires: UNetGenerator | None = None,
     ):
         self.generator = generator.eval() if generator is not None else None
         self.deblur = deblur.eval() if deblur is not None else None
@@ -147,7 +141,6 @@ class FaceRestorer:
         self.inpaint_damaged = inpaint_damaged.eval() if inpaint_damaged is not None else None
         self.detail = detail.eval() if detail is not None else None
         self.hires = hires.eval() if hires is not None else None
-        self.inpaint_hires = inpaint_hires.eval() if inpaint_hires is not None else None
         self.detector = detector or FaceDetector(download=False)
         self.background = background or Upscaler(None, scale=2)
         self.crop_size = transfer.SIZE  # the models' working resolution
@@ -165,7 +158,6 @@ class FaceRestorer:
         detail: str | Path | None = DEFAULT_DETAIL,
         hires: str | Path | None = DEFAULT_HIRES,
         inpaint_damaged: str | Path | None = DEFAULT_INPAINT_DAMAGED,
-        inpaint_hires: str | Path | None = DEFAULT_INPAINT_HIRES,
     ) -> FaceRestorer:
         """Load every stage: the models from local folders or Hub repo ids, the detector and
         Real-ESRGAN from the weights folder (or their checked downloads if `download`)."""
@@ -185,8 +177,7 @@ class FaceRestorer:
         detailer = load_model(UNetGenerator, detail, "detail generator", DEFAULT_DETAIL)
         large = load_model(UNetGenerator, hires, "high-resolution detail generator", DEFAULT_HIRES)
         damaged = load_model(UNetGenerator, inpaint_damaged, "inpainting generator for damaged faces", DEFAULT_INPAINT_DAMAGED)
-        large_fills = load_model(UNetGenerator, inpaint_hires, "high-resolution inpainting generator", DEFAULT_INPAINT_HIRES)
-        return cls(g, d, detector, background, notes=notes, inpaint=inpainter, detail=detailer, hires=large, inpaint_damaged=damaged, inpaint_hires=large_fills)
+        return cls(g, d, detector, background, notes=notes, inpaint=inpainter, detail=detailer, hires=large, inpaint_damaged=damaged)
 
     @property
     def untrained(self) -> bool:
@@ -276,10 +267,7 @@ class FaceRestorer:
         notes = [] if faces else ["no face found: the photo was only upscaled"]
 
         # 2. assess: which faces need which stages
-        models = {
-            "deblur": self.deblur, "inpaint": self.inpaint, "inpaint_damaged": self.inpaint_damaged, "generator": self.generator,
-            "detail": self.detail, "hires": self.hires, "inpaint_hires": self.inpaint_hires,
-        }
+        models = {"deblur": self.deblur, "inpaint": self.inpaint, "inpaint_damaged": self.inpaint_damaged, "generator": self.generator, "detail": self.detail, "hires": self.hires}
         have = {name for name, model in models.items() if model is not None and (use_deblur if name == "deblur" else use_generator)}
         assessments = []
         for face, crop, matrix, hole in zip(faces, crops, matrices, holes):
@@ -326,15 +314,6 @@ class FaceRestorer:
             for k, matrix in enumerate(hires_matrices):
                 large_corrections.append(transfer.Correction(matrix, lighting * keep * log_gain[k], residual[k] * 255 * keep * HIRES_STRENGTH))
             lap("hires")
-        # large holed faces that are otherwise sound: the high-resolution inpainting model fills
-        # their 256 px crops' holes
-        large_holed = [i for i, s in enumerate(stages) if "inpaint_hires" in s]
-        if large_holed:
-            big_crops, big_matrices = zip(*(align(image, faces[i].landmarks, transfer.HIRES_SIZE) for i in large_holed))
-            big_holes = [transfer.hole_mask(mask, m, transfer.HIRES_SIZE) for m in big_matrices]
-            big_source = batch_to_unit(np.stack(big_crops))
-            big_out = run_stage(self.inpaint_hires, big_source, (torch.from_numpy(np.stack(big_holes))[:, None] > 0.5).float())
-            lap("inpaint_hires")
 
         # 4. the photo at output size
         if upscale == 1:
@@ -355,14 +334,35 @@ class FaceRestorer:
         # gaps between strokes the model filled (inside its hole) on the largest holed face
         close = max((transfer.GAP_CLOSE / matrix_scale(matrices[i]) for i, h in enumerate(holes) if h is not None), default=0)
         painted = transfer.photo_hole(mask, background.shape, scale, close) if mask is not None else None
-        worked = [i for i, s in enumerate(stages) if s and "hires" not in s and "inpaint_hires" not in s]
-        keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
-        corrections = list(large_corrections)
+        worked = [i for i, s in enumerate(stages) if s and "hires" not in s]
+        corrections = large_corrections
         if worked:
-            rows = [(crops[i], matrices[i], holes[i], assessments[i]) for i in worked]
-            corrections += corrections_of(restored[worked], source[worked], *zip(*rows), lighting, keep)
-        if large_holed:
-            corrections += corrections_of(big_out, big_source, big_crops, big_matrices, big_holes, [assessments[i] for i in large_holed], lighting, keep)
+            hole_weights = hole_batch(worked)
+            log_gain, residual = transfer.split(restored[worked], source[worked], hole_weights)
+            # inside the generator's (dilated) holes the residual is fill minus paint: the fill
+            # itself comes in through `painted` below, the photo's own pixels stay around it,
+            # without the bright rim the models leave just outside a hole's edge
+            residual = residual * (1 - transfer.rim(hole_weights))
+            # on a face whose detail is intact the residual only costs detail and identity (on the
+            # relit portraits: LPIPS 0.022 -> 0.017, dlib distance 0.10 -> 0.05 without it): relight
+            # only. A hole is no reason to keep it: its fill comes in through `filled` (on 24 occluded
+            # portraits at 512 px: dlib distance 0.522 -> 0.514, LPIPS 0.212 either way); but where it
+            # is clipped it has no detail to keep
+            residual = residual * detail_kept([assessments[i] for i in worked], source[worked])
+            keep = 1 - fidelity  # fidelity 1: the input as it was (holes are filled regardless)
+            log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
+            # a hole's fill is the generator's output with the lighting correction that is kept,
+            # shifted to meet the photo around it with no colour step (on 24 occluded portraits:
+            # face LPIPS 0.289 -> 0.268, PSNR 23.47 -> 23.89 dB; `transfer.seamless_fill`)
+            filled = hwc(restored[worked]) * 255 * np.exp((lighting * keep - 1) * log_gain)
+            for k, i in enumerate(worked):
+                if holes[i] is not None:
+                    around = crops[i] * np.exp(lighting * keep * log_gain[k])  # the photo there, relit as it is pasted
+                    filled[k] = transfer.seamless_fill(filled[k], around, holes[i] > 0.5)
+            corrections = corrections + [
+                transfer.Correction(matrices[i], lighting * keep * log_gain[k], residual[k], filled[k] if holes[i] is not None else None)
+                for k, i in enumerate(worked)
+            ]
         out = transfer.paste(background, corrections, scale, painted) if corrections else background
         if painted is not None:
             out, outside = fill_uncovered(out, painted > 0.5, [c for c in corrections if c.fill is not None], scale)
@@ -371,7 +371,7 @@ class FaceRestorer:
         # a hole's detail finer than the models' 128 px, from the other half of the face. On all 48
         # occluded portraits, full size / 512 px: face LPIPS 0.266 / 0.245 -> 0.229 / 0.208 (cv2.inpaint
         # 0.246 / 0.217); dlib distance 0.520 / 0.521 -> 0.542 / 0.524 (on the first 24: 0.564 -> 0.542)
-        for i in worked + large_holed:
+        for i in worked:
             if holes[i] is not None:
                 out = transfer.mirror_detail(out, background, painted, matrices[i], scale, transfer.symmetry(faces[i].landmarks, matrices[i]))
                 out = transfer.fill_grain(out, painted, matrices[i], scale)  # what the mirror left smooth
@@ -384,42 +384,6 @@ class FaceRestorer:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
         return Restoration(image=out, faces=results, timings=timings, notes=self.notes + notes)
-
-
-def corrections_of(
-    restored: torch.Tensor, source: torch.Tensor, crops, matrices, holes, assessments: list[Assessment], lighting: float, keep: float
-) -> list[transfer.Correction]:
-    """Each face's correction as FaceRestorer pastes it: its models' (N,3,n,n) output `restored`
-    on its aligned (N,3,n,n) `source` in [0,1] (n = 128, or 256 for the high-resolution
-    inpainting model), split into lighting gain and residual (`transfer.split`), and its hole's
-    fill. crops: (n,n,3) uint8 each; matrices: photo -> crop; holes: (n,n) soft holes or None;
-    lighting, keep: the shares of the gain and of the correction that are pasted."""
-    n = source.shape[-1]
-    hole_weights = torch.from_numpy(np.stack([np.zeros((n, n), np.float32) if h is None else h for h in holes]))[:, None].clamp(0, 1)
-    log_gain, residual = transfer.split(restored, source, hole_weights)
-    # inside the generator's (dilated) holes the residual is fill minus paint: the fill
-    # itself comes in through `painted` below, the photo's own pixels stay around it,
-    # without the bright rim the models leave just outside a hole's edge
-    residual = residual * (1 - transfer.rim(hole_weights))
-    # on a face whose detail is intact the residual only costs detail and identity (on the
-    # relit portraits: LPIPS 0.022 -> 0.017, dlib distance 0.10 -> 0.05 without it): relight
-    # only. A hole is no reason to keep it: its fill comes in through `filled` (on 24 occluded
-    # portraits at 512 px: dlib distance 0.522 -> 0.514, LPIPS 0.212 either way); but where it
-    # is clipped it has no detail to keep
-    residual = residual * detail_kept(assessments, source)
-    log_gain, residual = hwc(log_gain), hwc(residual) * 255 * keep
-    # a hole's fill is the generator's output with the lighting correction that is kept,
-    # shifted to meet the photo around it with no colour step (on 24 occluded portraits:
-    # face LPIPS 0.289 -> 0.268, PSNR 23.47 -> 23.89 dB; `transfer.seamless_fill`)
-    filled = hwc(restored) * 255 * np.exp((lighting * keep - 1) * log_gain)
-    out = []
-    for k, (crop, matrix, hole) in enumerate(zip(crops, matrices, holes)):
-        fill = None
-        if hole is not None:
-            around = crop * np.exp(lighting * keep * log_gain[k])  # the photo there, relit as it is pasted
-            fill = transfer.seamless_fill(filled[k], around, hole > 0.5, ring=round(2 * n / transfer.SIZE))
-        out.append(transfer.Correction(matrix, lighting * keep * log_gain[k], residual[k], fill))
-    return out
 
 
 def unpainted(crop: np.ndarray, hole: np.ndarray | None) -> np.ndarray:
@@ -527,7 +491,7 @@ def fill_uncovered(image: np.ndarray, painted: np.ndarray, fills: list[transfer.
 
 
 STAGES = ("deblur", "inpaint", "inpaint_damaged", "detail", "generator")  # the order the 128 px model stages run in
-FILLERS = ("inpaint", "inpaint_damaged", "generator", "inpaint_hires")  # the stages that fill a face's holes (the first in its plan)
+FILLERS = ("inpaint", "inpaint_damaged", "generator")  # the stages that fill a face's holes (the first in its plan)
 
 
 @torch.inference_mode()
@@ -566,8 +530,7 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     assessment found and which stages `have` models. The pipeline and the 128 px harness both
     call this, then `run_models`.
 
-    - a face with painted holes: the inpainting generator (a face too large for it, its crop wider
-      than DETAIL_MAX_PX in the photo, that is otherwise sound: the high-resolution one), then the generator if its light looks
+    - a face with painted holes: the inpainting generator, then the generator if its light looks
       wrong, else the detail model if its detail is damaged (the inpainting model was trained on
       holes alone); without an inpainting model the generator, which fills and relights. A
       holed face that is also damaged (detail or light) is filled by the model trained on such
@@ -598,8 +561,6 @@ def plan(assessment: Assessment, hole: bool, have: set[str]) -> list[str]:
     lit_wrong = assessment.dark or assessment.bright or assessment.uneven
     if hole and "inpaint" in have:
         damaged = assessment.needs_detail or lit_wrong
-        if not damaged and assessment.face_px > DETAIL_MAX_PX and "inpaint_hires" in have:
-            return ["inpaint_hires"]
         fill = "inpaint_damaged" if damaged and "inpaint_damaged" in have else "inpaint"
         if lit_wrong and "generator" in have:
             return [fill, "generator"]

@@ -82,14 +82,12 @@ def saturated(faces: torch.Tensor) -> torch.Tensor:
 
 
 def rim(holes: torch.Tensor, width: int = 3) -> torch.Tensor:
-    """(B,1,n,n) holes -> the holes grown by `width` px (at 128) with a soft edge. The models
+    """(B,1,128,128) holes -> the holes grown by `width` px with a soft edge. The models
     overshoot in the 1-3 px just outside a hole (a bright ring in the hole's colour: on a
     magenta occluder, 238 against 198 in the red channel of the skin there); their residual
     is not pasted there."""
-    per = holes.shape[-1] / SIZE
-    width = round(width * per)
     grown = torch.nn.functional.max_pool2d((holes > 0.5).float(), 2 * width + 1, stride=1, padding=width)
-    return torch.maximum(grown, lowpass(grown, per))
+    return torch.maximum(grown, lowpass(grown, 1.0))
 
 
 def pull_push(values: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -390,17 +388,15 @@ def photo_hole(mask: np.ndarray, shape: tuple[int, ...], scale: float, close: fl
     return np.maximum(m, cv2.GaussianBlur(m, (0, 0), max(1.0, scale)))
 
 
-def hole_mask(mask: np.ndarray, matrix: np.ndarray, size: int = SIZE, dilate: int = 2) -> np.ndarray:
-    """A painted (H,W) photo mask -> (size,size) float mask in the crop of `matrix` (photo ->
-    crop: SIZE, or HIRES_SIZE for large faces), covering the whole stroke: its
-    anti-aliased edge included (dilated `dilate` px at 128, and at least 1 px past the
-    PAINT_SPREAD photo px `photo_hole` replaces), with a 1 px (at 128) soft edge outside. On a
-    small face 4 photo px are several crop px: a hole only `dilate` px wider than the stroke left
-    the model's copy of the face around it (with its bright rim) pasted into the painted band."""
-    per = size / SIZE  # crop px per px at 128
+def hole_mask(mask: np.ndarray, matrix: np.ndarray, dilate: int = 2) -> np.ndarray:
+    """A painted (H,W) photo mask -> (128,128) float mask in the crop, covering the whole
+    stroke: its anti-aliased edge included (dilated `dilate` px at 128, and at least 1 px past
+    the PAINT_SPREAD photo px `photo_hole` replaces), with a 1 px soft edge outside. On a small
+    face 4 photo px are several crop px: a hole only `dilate` px wider than the stroke left the
+    model's copy of the face around it (with its bright rim) pasted into the painted band."""
     # mirrored past the photo's border exactly as `align` mirrors the photo (a stroke there is in the crop twice)
-    m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101) > 0
-    reach = max(round(dilate * per), int(np.ceil(PAINT_SPREAD * matrix_scale(matrix))) + 1)
+    m = cv2.warpAffine(np.asarray(mask, np.uint8) * 255, matrix, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101) > 0
+    reach = max(dilate, int(np.ceil(PAINT_SPREAD * matrix_scale(matrix))) + 1)
     m = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
     m = m.astype(np.float32)
-    return np.maximum(m, cv2.GaussianBlur(m, (0, 0), per))  # 1 over the dilated stroke, a soft edge outside
+    return np.maximum(m, cv2.GaussianBlur(m, (0, 0), 1.0))  # 1 over the dilated stroke, a soft edge outside

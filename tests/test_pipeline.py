@@ -466,13 +466,6 @@ def test_plan_for_faces_with_holes():
     assert pipeline.plan(dark_blurred, True, more) == ["inpaint_damaged", "generator"]
     assert pipeline.plan(large_blurred, True, more) == ["inpaint"]
     assert pipeline.plan(blurred, False, more) == ["detail"]
-    # with a high-resolution inpainting model, large holed faces that are otherwise sound go to it
-    large_dark = Assessment(detail=0.45, noise=1.0, brightness=0.05, unevenness=0.0, face_px=1000)
-    most = more | {"inpaint_hires"}
-    assert pipeline.plan(large_blurred, True, most) == ["inpaint_hires"]
-    assert pipeline.plan(sharp, True, most) == ["inpaint"]  # small: the 128 px one
-    assert pipeline.plan(large_dark, True, most) == ["inpaint_damaged", "generator"]
-    assert pipeline.plan(large_blurred, False, most) == pipeline.plan(large_blurred, False, more)  # no hole: not its job
 
 
 def test_the_harness_keeps_what_the_paste_back_keeps():
@@ -607,47 +600,6 @@ def test_the_second_look_finds_damage_the_measures_miss(shipped):
     face = batch_from_unit(mixed[found[:1]])[0]
     result = shipped(face, aligned=True, upscale=1)
     assert "mildly damaged" in result.faces[0].assessment.findings and result.faces[0].stages == ["detail"]
-
-
-def test_a_large_holed_face_is_filled_at_256_px(restorer):
-    import cv2
-
-    from gan_face import transfer
-    from gan_face.assess import DETAIL_MAX_PX
-    from gan_face.face import alignment_matrix
-
-    seen = []
-
-    class Grey(torch.nn.Module):  # records what it is given; fills the hole with mid-grey, leaves the rest
-        def forward(self, x, mask=None):
-            seen.append((x.shape, mask))
-            return x * (1 - mask)
-
-    clean = portrait()  # a face of about 300 px: its aligned crop is about 800 px in the photo
-    face = restorer.detector(clean)[0]
-    x0, y0, x1, y1 = face.box.astype(int)
-    mask = np.zeros(clean.shape[:2], bool)
-    mask[(y0 + y1) // 2 : (y0 + y1) // 2 + 60, x0 + 40 : x1 - 40] = True
-    painted = clean.copy()
-    painted[mask] = [255, 0, 255]
-    both = FaceRestorer(restorer.generator, None, restorer.detector, inpaint=restorer.generator, inpaint_hires=Grey())
-    result = both(painted, upscale=1, mask=mask, faces=[face])
-    assert result.faces[0].assessment.face_px > DETAIL_MAX_PX
-    assert result.faces[0].stages == ["inpaint_hires", "hole filled"] and result.timings["inpaint_hires"] > 0
-    (shape, hole), = seen
-    assert tuple(shape) == (1, 3, transfer.HIRES_SIZE, transfer.HIRES_SIZE) and hole.shape == (1, 1, transfer.HIRES_SIZE, transfer.HIRES_SIZE)
-    matrix = alignment_matrix(face.landmarks, transfer.HIRES_SIZE)
-    inside = cv2.warpAffine(mask.astype(np.uint8), matrix, (transfer.HIRES_SIZE,) * 2) > 0
-    assert hole[0, 0][torch.from_numpy(inside)].min() == 1  # the model's hole covers the stroke
-    # its flat fill, met to the skin around it: no magenta left, and smoother than the 128 px model's copy of the face
-    filled = result.image[mask].astype(int)
-    assert ((filled[:, 0] - filled[:, 1] > 60) & (filled[:, 2] - filled[:, 1] > 60)).mean() < 0.01
-    small = FaceRestorer(restorer.generator, None, restorer.detector, inpaint=restorer.generator)(painted, upscale=1, mask=mask, faces=[face])
-    assert small.faces[0].stages == ["inpaint", "hole filled"]
-    assert not np.array_equal(result.image[mask], small.image[mask])
-    # a model that changes nothing outside the hole leaves the photo there as it was
-    far = ~cv2.dilate(mask.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
-    assert np.abs(result.image[far].astype(int) - painted[far]).max() <= 2
 
 
 @pytest.fixture(scope="module")
