@@ -68,7 +68,7 @@ def face_stage_times(restorer: FaceRestorer, repeats: int) -> tuple[float, float
     from spandrel.architectures.GFPGAN import GFPGAN  # noqa: F401 - registers the arch
     from spandrel.architectures.GFPGAN.__arch.gfpganv1_clean_arch import GFPGANv1Clean
 
-    crop = np.asarray(Image.open(SHARED / "data" / "photos" / "astronaut.png").convert("RGB").resize((128, 128)))
+    crop = np.array(Image.open(SHARED / "data" / "photos" / "astronaut.png").convert("RGB").resize((128, 128)))  # a writable copy: torch warns on a read-only view
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
 
     def ours():
