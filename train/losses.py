@@ -77,7 +77,7 @@ class PerceptualLoss(nn.Module):
 class LPIPSLoss(nn.Module):
     """Mean LPIPS (AlexNet, v0.1 heads) between the restored and the clean face; inputs
     (B,3,H,W) in [-1,1]. With a mask (B,1,H,W): inside it only (an image without one counts 0,
-    as in `masked_l1`). `both` gives the whole-face and the in-mask loss for one AlexNet pass."""
+    as in `masked_l1`). `several` gives the loss for each of several masks for one AlexNet pass."""
 
     def __init__(self):
         super().__init__()
@@ -88,9 +88,8 @@ class LPIPSLoss(nn.Module):
     def forward(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.lpips(signed_to_unit(fake), signed_to_unit(real), mask).float().mean()
 
-    def both(self, fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        whole, inside = self.lpips.distances(signed_to_unit(fake), signed_to_unit(real), [None, mask])
-        return whole.float().mean(), inside.float().mean()
+    def several(self, fake: torch.Tensor, real: torch.Tensor, masks: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return [d.float().mean() for d in self.lpips.distances(signed_to_unit(fake), signed_to_unit(real), masks)]
 
 
 class IdentityLoss(nn.Module):
