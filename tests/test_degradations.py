@@ -234,6 +234,30 @@ def test_p_clean_leaves_that_share_of_images_untouched(faces128):
         D.random_degradation(faces128, gen(5), p_clean=1.0)
 
 
+def test_misalign_moves_faces_off_the_template_within_its_amount(faces128):
+    """A dot at the eye of the template lands within the move's reach; about half the faces stay."""
+    b, size, amount = 64, 128, 0.1
+    (ex, ey) = D.TEMPLATE_EYES[0]
+    dots = torch.zeros(b, 3, size, size)
+    px, py = round(ex * size), round(ey * size)
+    dots[:, :, py, px] = 1.0
+    out = D.misalign(F.avg_pool2d(dots, 3, 1, 1) * 9, gen(3), amount)  # a 3x3 dot: bilinear keeps its mass
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    weight = out[:, 0].flatten(1).clamp(min=0)
+    cx, cy = (weight * xs.flatten()).sum(1) / weight.sum(1), (weight * ys.flatten()).sum(1) / weight.sum(1)
+    moved = torch.hypot(cx - px, cy - py)
+    # the furthest a point of the crop can go: the shift, plus the scale and the turn about the centre
+    reach = size * (amount * 2**0.5 + math.hypot(ex - 0.5, ey - 0.5) * (1.5 * amount + 1.5 * amount))
+    assert moved.max() <= reach and moved.max() > 0.3 * reach
+    still = moved < 0.01
+    assert 16 <= still.sum() <= 48  # p = 0.5 (binomial)
+    assert torch.equal(D.misalign(faces128, gen(3), amount)[still[:8]], faces128[still[:8]])  # untouched, bit for bit
+    assert torch.equal(D.misalign(faces128, gen(1), amount), D.misalign(faces128, gen(1), amount))
+    assert torch.equal(D.misalign(faces128, gen(1), amount, p=0.0), faces128)
+    with pytest.raises(ValueError, match="amount"):
+        D.misalign(faces128, gen(), 0.7)
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError, match="B,3,H,W"):
         D.motion_blur(torch.zeros(3, 32, 32), gen())

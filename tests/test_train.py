@@ -121,6 +121,19 @@ def test_occlude_always_trains_on_holes_in_damaged_faces(tmp_path):
     assert "(and an occluder on every degraded image)" in (tmp_path / "export" / "README.md").read_text()
 
 
+def test_misalign_moves_part_of_each_batch_and_the_card_says_so(tmp_path):
+    """--misalign: the clean targets are the moved faces (the model learns to restore a face where
+    it is, not where the template has it); the faces it leaves are the batch it would draw without it."""
+    plain = Trainer(tiny(tmp_path / "a", batch=16, micro=16, misalign=0.0))
+    moved = Trainer(tiny(tmp_path / "b", batch=16, micro=16, misalign=0.1, steps=1, export=str(tmp_path / "export")))
+    same = (plain.sample_batch()[2] == moved.sample_batch()[2]).flatten(1).all(1)
+    assert 2 <= same.sum() <= 14  # half of 16, binomial
+    moved.run()
+    assert "(half the faces moved off the template by up to 0.1 of the crop)" in (tmp_path / "export" / "README.md").read_text()
+    with pytest.raises(ValueError, match="--misalign"):
+        tiny(tmp_path, misalign=0.9).validate()
+
+
 def test_export_writes_a_loadable_hub_folder(tmp_path):
     cfg = tiny(tmp_path, steps=2, export=str(tmp_path / "export"))
     fit(cfg)

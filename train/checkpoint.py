@@ -88,7 +88,11 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
 
 def _kind_mix(cfg: dict) -> str:
     mix = ", ".join(f"{kind} {cfg[flag]:g}" for kind, flag in zip(TRAINING_KINDS, KIND_WEIGHT_FLAGS))
-    return mix + " (and an occluder on every degraded image)" if cfg.get("occlude_always") else mix
+    if cfg.get("occlude_always"):
+        mix += " (and an occluder on every degraded image)"
+    if cfg.get("misalign"):
+        mix += f" (half the faces moved off the template by up to {cfg['misalign']:g} of the crop)"
+    return mix
 
 
 def _losses(cfg: dict) -> str:

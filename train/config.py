@@ -53,6 +53,7 @@ class TrainConfig:
     motion_length: list[float] = field(default_factory=lambda: [float(x) for x in degradations.MOTION_LENGTH])  # blur lengths, px at 128 px of face (scaled with --size)
     clean_fraction: float = 0.0  # images left undegraded: teaches that a naturally lit face needs nothing
     occlude_always: bool = False  # every degraded image also gets an occluder: an inpainting model that meets holes in damaged faces
+    misalign: float = 0.0  # half the training faces moved off the template by up to this fraction of the crop (degradations.misalign): a model that meets the detector's landmark errors under large occluders
     # losses
     gan: bool = True  # false: the PSNR phase (ESRGAN): G alone on L1, no discriminator, several times faster
     l1_weight: float = 1.0
@@ -113,6 +114,7 @@ class TrainConfig:
             f"--motion_length must be two lengths, shortest first, got {self.motion_length}",
         )
         need(0 <= self.clean_fraction < 1, f"--clean_fraction must be in [0, 1), got {self.clean_fraction}")
+        need(0 <= self.misalign <= 0.5, f"--misalign must be in [0, 0.5], got {self.misalign}")
         need(sum(self.kind_weights) > 0, "at least one of the --*_weight degradation flags must be positive")
         need(self.perceptual_weight >= 0, f"--perceptual_weight must be >= 0, got {self.perceptual_weight}")
         need(self.lpips_weight >= 0, f"--lpips_weight must be >= 0, got {self.lpips_weight}")

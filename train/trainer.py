@@ -212,6 +212,8 @@ class Trainer:
         # data's cost on a CPU (a 256 px motion blur: 3.4 s per 64 faces on one core); the random
         # draws stay on the CPU generators, so a GPU sees the same batches
         hq = self.data.batch(self.train_idx[pick], flip).to(self.device, non_blocking=True)
+        if cfg.misalign:  # no draw otherwise: runs without it keep their random stream
+            hq = degradations.misalign(hq, self.data_rng, cfg.misalign)
         lq, mask = training_inputs(cfg, hq, self.degrade_rng)
         if cfg.patch:  # damage drawn at the face's size, then one window of it per image
             lq, mask, hq = random_windows(cfg.patch, self.data_rng, lq, mask, hq)
