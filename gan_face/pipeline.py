@@ -251,8 +251,12 @@ class FaceRestorer:
             faces = [Face(np.array([0, 0, size, size], np.float32), 1.0, template(size))]
         elif faces is None and mask is not None and np.any(mask):
             # a painted occluder can hide the face from the detector: detect on the photo with
-            # the paint inpainted (OpenCV Telea); the models still see the holes as holes
-            faces = self.detector(baselines.inpaint(image, np.asarray(mask)))
+            # the paint inpainted (OpenCV Telea), then again with it filled by the inpainting
+            # model; the models still see the holes as holes
+            filled = baselines.inpaint(image, np.asarray(mask))
+            faces = self.detector(filled)
+            if self.inpaint is not None and use_generator:
+                faces = found_again(self.detector, self.inpaint, filled, np.asarray(mask) > 0, faces)
         elif faces is None:
             faces = self.detector(image)
         faces = select_faces(faces, image.shape, only_largest, only_center, min_face)
@@ -384,6 +388,48 @@ class FaceRestorer:
                 done.append("hole filled")
             results.append(RestoredFace(face.box, face.score, crops[i], face_view(out, matrices[i], scale, self.crop_size), assessments[i], done))
         return Restoration(image=out, faces=results, timings=timings, notes=self.notes + notes)
+
+
+REDETECT_ROUNDS = 1
+
+
+def found_again(detector, inpaint: UNetGenerator, filled: np.ndarray, mask: np.ndarray, faces: list[Face], rounds: int = REDETECT_ROUNDS) -> list[Face]:
+    """`faces` found on `filled` (the photo with its (H,W) bool `mask` inpainted by OpenCV Telea),
+    found again, `rounds` times, on the photo with each face's hole filled by the inpainting model
+    at 128 px instead: Telea's streaks across a large occluder mislead the detector's landmarks,
+    and the model's fill, a face drawn at the first guess, draws the second guess towards where the
+    visible face is. Under the harness's occluders the mean landmark error, in eye distances, went
+    0.180 -> 0.160 (full size) and 0.159 -> 0.119 (512 px) on the first 24 portraits, 0.133 ->
+    0.123 and 0.127 -> 0.117 on the other 24 (a second round: 0.114 and 0.100 on the first 24,
+    0.135 and 0.114 on the others; no better on the photos' scores). A face the detector does not
+    find again keeps its landmarks."""
+    height, width = mask.shape
+    for _ in range(rounds if faces else 0):
+        work = filled.copy()
+        for face in faces:
+            crop, matrix = align(filled, face.landmarks, 128)
+            hole = torch.from_numpy(transfer.hole_mask(mask, matrix) > 0.5).float()[None, None]
+            with torch.no_grad():
+                fill = hwc(run_stage(inpaint, batch_to_unit(crop[None]), hole) * 255)[0].round().astype(np.uint8)
+            back = cv2.invertAffineTransform(matrix)
+            inside = cv2.warpAffine(np.ones((128, 128), np.uint8), back, (width, height), flags=cv2.INTER_NEAREST) > 0
+            where = mask & inside
+            work[where] = cv2.warpAffine(fill, back, (width, height), flags=cv2.INTER_LINEAR)[where]
+        found = detector(work)
+        again = []
+        for face in faces:
+            twin = max(found, key=lambda f: box_overlap(face.box, f.box), default=None)
+            again.append(twin if twin is not None and box_overlap(face.box, twin.box) > 0.3 else face)
+        faces = again
+    return faces
+
+
+def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0
 
 
 def unpainted(crop: np.ndarray, hole: np.ndarray | None) -> np.ndarray:
