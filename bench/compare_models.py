@@ -10,7 +10,9 @@ per damage (with --vgg also LPIPS with VGG16: a check that shares no network wit
 on the AlexNet LPIPS, `train --lpips_weight`); then PSNR / LPIPS inside the mask of the harness's
 occlusions (seed 7, the models given the mask) beside `cv2.inpaint`; then the median dlib identity
 distance on the first --identity-limit faces, damaged as the harness damages them
-(`evaluate.degrade`, seed 5). With --lighting, first the harness's five lighting conditions, each
+(`evaluate.degrade`, seed 5). With --misalign A, every test face is first moved off the FFHQ
+template by up to A of the crop (`degradations.misalign`), the clean target with it: the
+models as they meet a face the detector aligned badly (under a large occluder). With --lighting, first the harness's five lighting conditions, each
 model's whole output and its lighting gain alone (`transfer.split`: what the pipeline keeps of
 the generator on a face whose detail is intact, except on its clipped pixels, where
 `pipeline.detail_kept` keeps the whole output: the harness's lighting rows score both).
@@ -60,12 +62,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vgg", action="store_true", help="also LPIPS with VGG16 (PSNR/LPIPS alex/LPIPS vgg)")
     parser.add_argument("--lighting", action="store_true", help="also the five lighting conditions (output / its gain alone)")
+    parser.add_argument("--misalign", type=float, default=0.0, help="move every test face off the template first (degradations.misalign, seed 11): the models under the detector's landmark errors")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if any("=" not in m for m in args.models):
         parser.error("each model must be NAME=PATH")
     models = {name: UNetGenerator.from_pretrained(path, strict=True).eval() for name, path in (m.split("=", 1) for m in args.models)}
     clean = batch_to_unit(AlignedFaces(TEST_FACES, 128, limit=max(args.limit, args.identity_limit)).images)
+    if args.misalign:
+        clean = degradations.misalign(clean, torch.Generator().manual_seed(11), args.misalign, p=1.0)
     faces = clean[: args.limit]
 
     def scores(x: torch.Tensor) -> str:
