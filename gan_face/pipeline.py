@@ -398,11 +398,11 @@ def found_again(detector, inpaint: UNetGenerator, filled: np.ndarray, mask: np.n
     found again, `rounds` times, on the photo with each face's hole filled by the inpainting model
     at 128 px instead: Telea's streaks across a large occluder mislead the detector's landmarks,
     and the model's fill, a face drawn at the first guess, draws the second guess towards where the
-    visible face is. Under the harness's occluders the mean landmark error, in eye distances, went
-    0.180 -> 0.160 (full size) and 0.159 -> 0.119 (512 px) on the first 24 portraits, 0.133 ->
-    0.123 and 0.127 -> 0.117 on the other 24 (a second round: 0.114 and 0.100 on the first 24,
-    0.135 and 0.114 on the others; no better on the photos' scores). A face the detector does not
-    find again keeps its landmarks."""
+    visible face is. Under the harness's occluders, with `gan-face-inpaint` of 2026-12-08, the mean
+    landmark error in eye distances went 0.180 -> 0.129 (full size) and 0.159 -> 0.087 (512 px) on
+    the first 24 portraits, 0.133 -> 0.126 and 0.127 -> 0.103 on the other 24 (a second round:
+    0.119 / 0.079 and 0.116 / 0.093, but on the 48 photos' face scores PSNR -0.13 / +0.12 dB and
+    LPIPS level: not worth its time). A face the detector does not find again keeps its landmarks."""
     height, width = mask.shape
     for _ in range(rounds if faces else 0):
         work = filled.copy()
