@@ -12,8 +12,8 @@ occlusions (seed 7, the models given the mask) beside `cv2.inpaint`; then the me
 distance on the first --identity-limit faces, damaged as the harness damages them
 (`evaluate.degrade`, seed 5). With --misalign A, every test face is first moved off the FFHQ
 template by up to A of the crop (`degradations.misalign`), the clean target with it: the
-models as they meet a face the detector aligned badly (under a large occluder). With --lighting, first the harness's five lighting conditions, each
-model's whole output and its lighting gain alone (`transfer.split`: what the pipeline keeps of
+models as they meet a face the detector aligned badly (under a large occluder). With
+--lighting, first the harness's five lighting conditions, each model's whole output and its lighting gain alone (`transfer.split`: what the pipeline keeps of
 the generator on a face whose detail is intact, except on its clipped pixels, where
 `pipeline.detail_kept` keeps the whole output: the harness's lighting rows score both).
 """

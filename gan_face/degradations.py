@@ -501,8 +501,8 @@ def misalign(img: torch.Tensor, generator: torch.Generator, amount: float, p: fl
     a shift of up to `amount` of the crop on each axis, a scale of 1 / (1 + 1.5 amount) to
     1 + 1.5 amount and a turn of up to 1.5 amount radians (mirrored at the borders). Under a
     large occluder the detector's landmarks are off by about this much (0.1 moves an eye by 0.32
-    of the eye distance on average, at most 0.66), and a model trained on perfectly aligned faces draws the hidden
-    features where the template has them, not where the visible face says they are."""
+    of the eye distance on average, at most 0.66), and a model trained on perfectly aligned faces
+    draws the hidden features where the template has them, not where the visible face says they are."""
     _check(img)
     if not 0 <= amount <= 0.5 or not 0 <= p <= 1:
         raise ValueError(f"amount must be in [0, 0.5] and p in [0, 1], got {amount} and {p}")
