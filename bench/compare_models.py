@@ -67,6 +67,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if any("=" not in m for m in args.models):
         parser.error("each model must be NAME=PATH")
+    if not 0 <= args.misalign <= 0.5:
+        parser.error(f"--misalign must be in [0, 0.5], got {args.misalign}")
     models = {name: UNetGenerator.from_pretrained(path, strict=True).eval() for name, path in (m.split("=", 1) for m in args.models)}
     clean = batch_to_unit(AlignedFaces(TEST_FACES, 128, limit=max(args.limit, args.identity_limit)).images)
     if args.misalign:
